@@ -1,0 +1,7 @@
+module gobootc.dev/generators
+
+go 1.26
+
+require gobootc.dev/lib v0.0.0
+
+replace gobootc.dev/lib => ../lib

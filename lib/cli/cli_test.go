@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+)
+
+func TestStripControl(t *testing.T) {
+	cases := map[string]string{
+		"plain":                   "plain",
+		"\x1b[31mred\x1b[0m text": "red text",
+		"bell\a and del\x7f":      "bell and del",
+		"two\nlines\tand tab":     "two\nlines\tand tab",
+		"osc-ish \x1bX":           "osc-ish ",
+		"cut at end \x1b[":        "cut at end ",
+		"nul\x00 byte":            "nul byte",
+	}
+	for in, want := range cases {
+		if got := stripControl(in); got != want {
+			t.Errorf("stripControl(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+type grammar struct {
+	Root
+	Name string `arg:"" optional:""`
+}
+
+func TestRunExitCodes(t *testing.T) {
+	cases := []struct {
+		name     string
+		args     []string
+		runErr   error
+		wantCode int
+		wantErr  string
+	}{
+		{"ok", []string{"x"}, nil, 0, ""},
+		{"usage", []string{"--nope"}, nil, ExitUsage, "demo: error: unknown flag --nope"},
+		{"failure", nil, errors.New("doing it: \x1b[1mbroken\x1b[0m"), ExitFailure, "demo: error: doing it: broken\n"},
+		{"exit code", nil, &ExitError{Code: 7, Err: errors.New("seven")}, 7, "demo: error: seven\n"},
+		{"help", []string{"--help"}, nil, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Run("demo", "A demo.", &grammar{}, c.args, &out, &errOut, func(context.Context, *kong.Context) error { return c.runErr })
+			if code != c.wantCode {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, c.wantCode, errOut.String())
+			}
+			if !strings.Contains(errOut.String(), c.wantErr) {
+				t.Errorf("stderr %q lacks %q", errOut.String(), c.wantErr)
+			}
+			if strings.Count(errOut.String(), "\n") > 1 {
+				t.Errorf("error is more than one line: %q", errOut.String())
+			}
+		})
+	}
+}
+
+func TestRootFromEnvironment(t *testing.T) {
+	t.Setenv("BOOTC_SYSROOT", "/tmp/some-root")
+	g := &grammar{}
+	Run("demo", "", g, nil, &bytes.Buffer{}, &bytes.Buffer{}, func(context.Context, *kong.Context) error { return nil })
+	if g.Sysroot != "/tmp/some-root" || g.Layout().Bootc() != "/tmp/some-root/bootc" {
+		t.Errorf("sysroot %q, layout %q", g.Sysroot, g.Layout().Bootc())
+	}
+}

@@ -1,0 +1,96 @@
+// Package sysroottest builds physical roots for tests: deployment records, boot entries and the
+// staged and booted records, laid out as stage and finalize leave them.
+package sysroottest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gobootc.dev/lib/host"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
+)
+
+// Image is the reference every test deployment comes from.
+const Image = "127.0.0.1:5000/os:latest"
+
+// Sysroot is a physical root under a test's temporary directory.
+type Sysroot struct {
+	T    testing.TB
+	Root layout.Root
+	n    int
+}
+
+// New makes an initialised physical root with the "default" stateroot.
+func New(t testing.TB) *Sysroot {
+	dir := t.TempDir()
+	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
+	if err := r.Init(layout.DefaultStateroot); err != nil {
+		t.Fatal(err)
+	}
+	return &Sysroot{T: t, Root: r}
+}
+
+// Digest is a fake sha256 digest made of one repeated character.
+func Digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+// Deploy writes a deployment record for image version v; the id's first character picks the
+// manifest digest. Each deployment is a day newer than the previous one.
+func (s *Sysroot) Deploy(id, v string, mods ...func(*record.Deployment)) *record.Deployment {
+	s.T.Helper()
+	s.n++
+	ts := time.Date(2026, 1, s.n, 12, 0, 0, 0, time.UTC)
+	d := &record.Deployment{
+		Stateroot: layout.DefaultStateroot, ID: id,
+		Image: record.Image{
+			Ref:            host.ImageReference{Image: Image, Transport: host.TransportRegistry},
+			ManifestDigest: Digest(id[0]), Architecture: "amd64", Version: v, Created: &ts,
+		},
+		Kernel: "6.12.0", BootDigest: Digest('b'), Kargs: "root=UUID=1 rw console=ttyS0", Created: ts,
+	}
+	for _, m := range mods {
+		m(d)
+	}
+	if err := record.WriteDeployment(s.Root, d); err != nil {
+		s.T.Fatal(err)
+	}
+	return d
+}
+
+// Entries replaces the boot entries with one per deployment id, the first being the default.
+func (s *Sysroot) Entries(ids ...string) {
+	s.T.Helper()
+	dir := s.Root.Entries()
+	old, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	for i, id := range ids {
+		n := len(ids) - i // higher versions sort first
+		body := fmt.Sprintf("title OS %s\nversion %d\nlinux /bootc/x/vmlinuz\ninitrd /bootc/x/initramfs.img\noptions root=UUID=1 %s=%s\n",
+			id, n, layout.DeploymentKarg, layout.DeploymentKargValue(layout.DefaultStateroot, id))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("bootc-default-%d.conf", n)), []byte(body), 0o644); err != nil {
+			s.T.Fatal(err)
+		}
+	}
+}
+
+// Boot writes the initramfs's booted marker.
+func (s *Sysroot) Boot(id string) {
+	s.T.Helper()
+	if err := record.Write(s.Root.Booted(), &record.Booted{Version: record.FormatVersion, Stateroot: layout.DefaultStateroot, ID: id}); err != nil {
+		s.T.Fatal(err)
+	}
+}
+
+// Stage writes the staged record.
+func (s *Sysroot) Stage(id string, downloadOnly bool) {
+	s.T.Helper()
+	if err := record.Write(s.Root.Staged(), &record.Staged{Version: record.FormatVersion, Stateroot: layout.DefaultStateroot, ID: id, DownloadOnly: downloadOnly}); err != nil {
+		s.T.Fatal(err)
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// DefaultLibexec is where `make install` puts the step tools.
+const DefaultLibexec = "/usr/libexec/bootc"
+
+// env is what verbs need from the outside world.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// findTool locates a step tool: $BOOTC_LIBEXEC_DIR, then next to this binary (a build tree or a
+// custom install), then the install location, then $PATH.
+func findTool(name string) (string, error) {
+	var dirs []string
+	if d := os.Getenv("BOOTC_LIBEXEC_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if self, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	dirs = append(dirs, DefaultLibexec)
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("step tool %s not found (looked in $BOOTC_LIBEXEC_DIR, next to bootc, %s and $PATH)", name, DefaultLibexec)
+}
+
+// exec replaces this process with the step tool, so its exit code, output and terminal handling
+// are the user's directly.
+func (e *env) exec(tool string, args []string) error {
+	path, err := findTool(tool)
+	if err != nil {
+		return err
+	}
+	argv := append([]string{tool}, args...)
+	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
+		return fmt.Errorf("running %s: %w", path, err)
+	}
+	return nil // not reached
+}
+
+// notBuilt is the answer of a verb whose steps this build does not contain yet: never a silent
+// success.
+func notBuilt(verb string, steps ...string) error {
+	return fmt.Errorf("bootc %s is not available in this build (missing: %v)", verb, steps)
+}
+
+// inContainer tells whether we run inside a container rather than on a booted host: podman and
+// systemd-nspawn set $container for PID 1 and its children, podman and docker leave marker files.
+func inContainer() bool {
+	if os.Getenv("container") != "" {
+		return true
+	}
+	for _, p := range []string{"/run/.containerenv", "/.dockerenv"} {
+		if _, err := os.Stat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
+// requireRoot refuses to start a privileged verb as another user, before anything is touched.
+func requireRoot(verb string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("bootc %s must be run as root", verb)
+	}
+	return nil
+}
+
+// requireHost refuses verbs that change a booted host when run in a container or unprivileged.
+func requireHost(verb string) error {
+	if inContainer() {
+		return fmt.Errorf("bootc %s: detected a container; this command requires a booted host system", verb)
+	}
+	return requireRoot(verb)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"github.com/alecthomas/kong"
+)
+
+// CLI lists the verbs. Verbs that one step tool owns entirely pass their arguments through, so
+// that tool's own --help and errors are what the user sees.
+type CLI struct {
+	Upgrade    UpgradeCmd    `cmd:"" aliases:"update" help:"Download and stage an update of the booted image."`
+	Switch     SwitchCmd     `cmd:"" help:"Change the image the host tracks, and stage it."`
+	Rollback   RollbackCmd   `cmd:"" help:"Make the rollback deployment the default for the next boot."`
+	Edit       EditCmd       `cmd:"" help:"Apply a Host document's spec (image, boot order)."`
+	Status     PassCmd       `cmd:"" passthrough:"" help:"Show the host's deployments (see bootc status --help)."`
+	UsrOverlay UsrOverlayCmd `cmd:"" name:"usr-overlay" aliases:"usroverlay" help:"Add a transient writable overlay on /usr."`
+	Install    PassCmd       `cmd:"" passthrough:"" help:"Install an image to a disk or filesystem (see bootc install --help)."`
+	Container  ContainerCmd  `cmd:"" help:"Operations run while building a bootable container image."`
+	Image      ImageCmd      `cmd:"" help:"Operations on the images bootc stores."`
+}
+
+// PassCmd hands everything after the verb to the verb's step tool.
+type PassCmd struct {
+	Args []string `arg:"" optional:"" passthrough:"all"`
+}
+
+// UpgradeCmd is `bootc upgrade`.
+type UpgradeCmd struct {
+	Quiet          bool   `help:"Do not show progress."`
+	Check          bool   `help:"Only check whether an update is available (fetches the manifest and config only)." xor:"check-apply"`
+	Apply          bool   `help:"Reboot into the update if one was staged." xor:"check-apply"`
+	DownloadOnly   bool   `help:"Stage the update but do not apply it at shutdown." xor:"check-apply"`
+	FromDownloaded bool   `help:"Apply a download-only staged deployment without fetching again."`
+	SoftReboot     string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
+	Tag            string `help:"Upgrade to this tag of the tracked image."`
+	ProgressFD     int    `help:"Write JSON Lines progress events to this file descriptor." name:"progress-fd" hidden:"" default:"-1"`
+}
+
+// SwitchCmd is `bootc switch`.
+type SwitchCmd struct {
+	Target                    string `arg:"" help:"Image to track from now on."`
+	Quiet                     bool   `help:"Do not show progress."`
+	Apply                     bool   `help:"Reboot into the new image once it is staged."`
+	SoftReboot                string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
+	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
+	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify."`
+	Retain                    bool   `help:"Keep the previously tracked image's data."`
+	NoSignatureVerification   bool   `hidden:""`
+	MutateInPlace             bool   `hidden:""`
+	ProgressFD                int    `name:"progress-fd" hidden:"" default:"-1"`
+}
+
+// RollbackCmd is `bootc rollback`.
+type RollbackCmd struct {
+	Apply      bool   `help:"Reboot into the rollback deployment."`
+	SoftReboot string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
+}
+
+// EditCmd is `bootc edit`.
+type EditCmd struct {
+	Filename string `short:"f" help:"Read the Host document from this file instead of opening $EDITOR." type:"path"`
+	Quiet    bool   `help:"Do not show progress."`
+}
+
+// UsrOverlayCmd is `bootc usr-overlay`.
+type UsrOverlayCmd struct {
+	ReadOnly bool `help:"Mount the overlay read-only (it can be made writable in a private mount namespace)."`
+}
+
+// ContainerCmd groups build-time operations.
+type ContainerCmd struct {
+	Lint ContainerLintCmd `cmd:"" help:"Check a root filesystem for problems that would stop it from booting or updating."`
+}
+
+// ContainerLintCmd is `bootc container lint`.
+type ContainerLintCmd struct {
+	Rootfs        string   `help:"Root filesystem to check." default:"/" type:"path"`
+	FatalWarnings bool     `help:"Treat warnings as errors."`
+	List          bool     `help:"List the checks."`
+	Skip          []string `help:"Skip these checks."`
+	NoTruncate    bool     `help:"Show every finding."`
+}
+
+// ImageCmd groups image operations.
+type ImageCmd struct {
+	List          ImageListCmd          `cmd:"" help:"List the host image and the logically bound images."`
+	CopyToStorage ImageCopyToStorageCmd `cmd:"" help:"Copy the booted image into container storage."`
+}
+
+// ImageListCmd is `bootc image list`.
+type ImageListCmd struct {
+	Type   string `help:"Which images: all, logical or host." enum:"all,logical,host" default:"all"`
+	Format string `help:"Output format: table or json." enum:"table,json" default:"table"`
+}
+
+// ImageCopyToStorageCmd is `bootc image copy-to-storage`.
+type ImageCopyToStorageCmd struct {
+	Source string `help:"Image to copy (default: the booted image)."`
+	Target string `help:"Destination in container storage." default:"containers-storage:localhost/bootc"`
+}
+
+// Run implementations. Verbs whose steps are not part of this build say so and fail.
+
+func (c *PassCmd) Run(k *kong.Context, e *env) error {
+	verb := k.Selected().Name
+	tool := map[string]string{"status": "bootc-status", "install": "bootc-install"}[verb]
+	if verb == "install" {
+		if err := requireRoot("install"); err != nil {
+			return err
+		}
+	}
+	return e.exec(tool, c.Args)
+}
+
+func (c *UpgradeCmd) Run(e *env) error {
+	if err := requireHost("upgrade"); err != nil {
+		return err
+	}
+	return notBuilt("upgrade", "bootc-fetch", "bootc-stage")
+}
+
+func (c *SwitchCmd) Run(e *env) error {
+	if err := requireHost("switch"); err != nil {
+		return err
+	}
+	return notBuilt("switch", "bootc-fetch", "bootc-stage")
+}
+
+func (c *RollbackCmd) Run(e *env) error {
+	if err := requireHost("rollback"); err != nil {
+		return err
+	}
+	return notBuilt("rollback", "boot entry swap")
+}
+
+func (c *EditCmd) Run(e *env) error {
+	if err := requireHost("edit"); err != nil {
+		return err
+	}
+	return notBuilt("edit", "bootc-fetch", "bootc-stage")
+}
+
+func (c *UsrOverlayCmd) Run(e *env) error {
+	if err := requireHost("usr-overlay"); err != nil {
+		return err
+	}
+	return notBuilt("usr-overlay", "/usr overlay mount")
+}
+
+func (c *ContainerLintCmd) Run(e *env) error { return notBuilt("container lint", "image linter") }
+
+func (c *ImageListCmd) Run(e *env) error { return notBuilt("image list", "bootc-bound-images") }
+
+func (c *ImageCopyToStorageCmd) Run(e *env) error {
+	return notBuilt("image copy-to-storage", "bootc-fetch")
+}

@@ -5,6 +5,7 @@ package sysroottest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,4 +94,30 @@ func (s *Sysroot) Stage(id string, downloadOnly bool) {
 	if err := record.Write(s.Root.Staged(), &record.Staged{Version: record.FormatVersion, Stateroot: layout.DefaultStateroot, ID: id, DownloadOnly: downloadOnly}); err != nil {
 		s.T.Fatal(err)
 	}
+}
+
+// Tools returns a directory holding the named tool binaries: $BOOTC_TEST_BIN when it has them
+// all (make test builds them first), otherwise a fresh build into dir.
+func Tools(dir string, names ...string) (string, error) {
+	if bin := os.Getenv("BOOTC_TEST_BIN"); bin != "" {
+		missing := false
+		for _, n := range names {
+			if _, err := os.Stat(filepath.Join(bin, n)); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			return bin, nil
+		}
+	}
+	args := []string{"build", "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "gobootc.dev/tools/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %v: %v\n%s", names, err, out)
+	}
+	return dir, nil
 }

@@ -3,6 +3,7 @@ package bls
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,9 @@ import (
 )
 
 // ReadDir parses every *.conf file in dir (a loader/entries directory) and returns them in boot menu
-// order. Hidden files (renameio's temporaries among them) and anything that is not a regular file are
-// skipped. A file that does not parse fails the whole call, naming the file: a menu computed without
-// it could pick the wrong default.
+// order. Hidden files (renameio's temporaries among them) and anything that is not a regular file or a
+// symlink to one are skipped. A file that does not parse fails the whole call, naming the file: a menu
+// computed without it could pick the wrong default.
 func ReadDir(dir string) ([]Entry, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -23,10 +24,13 @@ func ReadDir(dir string) ([]Entry, error) {
 	var entries []Entry
 	for _, de := range des {
 		name := de.Name()
-		if !strings.HasSuffix(name, ".conf") || strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
+		if !strings.HasSuffix(name, ".conf") || strings.HasPrefix(name, ".") {
 			continue
 		}
 		path := filepath.Join(dir, name)
+		if !isRegular(path, de) {
+			continue
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("reading boot entries: %w", err)
@@ -39,6 +43,16 @@ func ReadDir(dir string) ([]Entry, error) {
 	}
 	Sort(entries)
 	return entries, nil
+}
+
+// isRegular follows a symlink, as a boot loader reading the file would; a dangling one is skipped
+// like any other non-file.
+func isRegular(path string, de fs.DirEntry) bool {
+	if de.Type()&fs.ModeSymlink == 0 {
+		return de.Type().IsRegular()
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // WriteFile writes e to dir/e.Name with mode 0644, atomically: the content goes to a temporary file

@@ -3,7 +3,8 @@
 # physical root. Usage: scripts/demo.sh BINDIR
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "The front lists the verbs; each one hands its work to a step tool"

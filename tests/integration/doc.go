@@ -1,0 +1,3 @@
+// Package integration holds the tests that drive real registries, loop devices and VMs against
+// the built tools.
+package integration

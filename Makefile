@@ -12,7 +12,7 @@ STEPS    := bootc-fetch bootc-stage bootc-finalize bootc-kargs bootc-bound-image
 TOOLS    := bootc $(STEPS)
 # Static, reproducible binaries: no cgo, no local paths, no symbol tables.
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
-PKGS     := ./lib/... ./tools/... ./generators/... ./tests/integration/...
+PKGS     := gobootc.dev/lib/... gobootc.dev/tools/... gobootc.dev/generators/... gobootc.dev/tests/...
 
 .PHONY: all help deps build test check vet install sizes demo e2e bench clean
 all: build

@@ -54,6 +54,19 @@ func (r Root) Image(digest string) string {
 	return filepath.Join(r.Images(), strings.Replace(digest, ":", "-", 1))
 }
 
+// ImageManifest, ImageConfig and ImageRecord are the files of a fetched image: the manifest and
+// config exactly as fetched, and the record.Image describing it. The record is written last, so
+// its presence means the image (and every layer it names) is complete.
+func (r Root) ImageManifest(digest string) string {
+	return filepath.Join(r.Image(digest), "manifest.json")
+}
+
+// ImageConfig is the image's config blob as fetched.
+func (r Root) ImageConfig(digest string) string { return filepath.Join(r.Image(digest), "config.json") }
+
+// ImageRecord is the record.Image of a fetched image.
+func (r Root) ImageRecord(digest string) string { return filepath.Join(r.Image(digest), "image.json") }
+
 // Deploy is the directory of a stateroot's deployment roots and records.
 func (r Root) Deploy(stateroot string) string { return filepath.Join(r.Bootc(), "deploy", stateroot) }
 

@@ -89,6 +89,14 @@ type CachedUpdate struct {
 	CheckedAt time.Time `json:"checkedAt"`
 }
 
+// FetchedImage is written last into an image's directory once its manifest, config and every
+// layer are in the store.
+type FetchedImage struct {
+	Version   int       `json:"version"`
+	Image     Image     `json:"image"`
+	FetchedAt time.Time `json:"fetchedAt"`
+}
+
 // versioned lets Read check the format version of any record.
 type versioned interface{ formatVersion() int }
 
@@ -96,6 +104,7 @@ func (d *Deployment) formatVersion() int   { return d.Version }
 func (s *Staged) formatVersion() int       { return s.Version }
 func (b *Booted) formatVersion() int       { return b.Version }
 func (c *CachedUpdate) formatVersion() int { return c.Version }
+func (f *FetchedImage) formatVersion() int { return f.Version }
 
 // Read decodes the record at path into v, refusing unknown format versions.
 func Read(path string, v versioned) error {
@@ -239,6 +248,18 @@ func ReadBooted(r layout.Root) (*Booted, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// ReadFetchedImage returns the record of a fetched image by manifest digest, or ErrNotFound.
+func ReadFetchedImage(r layout.Root, digest string) (*FetchedImage, error) {
+	f := &FetchedImage{}
+	if err := Read(r.ImageRecord(digest), f); err != nil {
+		return nil, err
+	}
+	if f.Image.ManifestDigest != digest {
+		return nil, fmt.Errorf("reading image %s: record names %s", digest, f.Image.ManifestDigest)
+	}
+	return f, nil
 }
 
 // ReadCachedUpdate returns the stateroot's cached update, or ErrNotFound.

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,44 @@ type Options struct {
 // Lock is a held writer lock.
 type Lock struct {
 	f *os.File
+	// inherited: the lock belongs to the parent process, which passed it down; releasing it here
+	// only closes this process's descriptor.
+	inherited bool
+}
+
+// EnvFD names the environment variable through which a writer hands its lock to the step tools
+// it runs (the `bootc` front running fetch and stage). flock belongs to the open file
+// description, so an inherited descriptor holds the same lock.
+const EnvFD = "BOOTC_LOCK_FD"
+
+// Handoff lets cmd share the held lock: the locked file is passed as an extra descriptor and
+// named in cmd's environment, where Acquire in the child finds it instead of waiting on its parent.
+func (l *Lock) Handoff(cmd *exec.Cmd) {
+	cmd.ExtraFiles = append(cmd.ExtraFiles, l.f)
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", EnvFD, 2+len(cmd.ExtraFiles)))
+}
+
+// inheritedLock returns the lock passed down by a parent for path, if any.
+func inheritedLock(path string) (*Lock, error) {
+	v := os.Getenv(EnvFD)
+	if v == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q is not an inherited file descriptor", EnvFD, v)
+	}
+	var held, want unix.Stat_t
+	if err := unix.Fstat(fd, &held); err != nil {
+		return nil, fmt.Errorf("%s=%d: %w", EnvFD, fd, err)
+	}
+	if err := unix.Stat(path, &want); err != nil || held.Dev != want.Dev || held.Ino != want.Ino {
+		return nil, fmt.Errorf("%s=%d does not refer to the lock %s", EnvFD, fd, path)
+	}
+	return &Lock{f: os.NewFile(uintptr(fd), path), inherited: true}, nil
 }
 
 // Acquire takes the exclusive writer lock on path, creating the file with
@@ -69,6 +108,9 @@ func Acquire(ctx context.Context, path string, opts Options) (*Lock, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("acquiring lock %s: %w", path, err)
+	}
+	if l, err := inheritedLock(path); l != nil || err != nil {
+		return l, err
 	}
 	f, err := open(path)
 	if err != nil {
@@ -92,6 +134,13 @@ func (l *Lock) Release() error {
 	}
 	f := l.f
 	l.f = nil
+	if l.inherited {
+		// Unlocking here would unlock the parent's open file description too.
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("releasing lock %s: %w", f.Name(), err)
+		}
+		return nil
+	}
 	// Clear the record while still holding the lock so a later writer that
 	// finds the lock taken by someone who has not yet written never reports
 	// this process as the holder.

@@ -33,7 +33,60 @@ func TestMain(m *testing.M) {
 		runtime.KeepAlive(l)
 		os.Exit(0)
 	}
+	if path := os.Getenv(childEnv); path != "" {
+		// A step tool run by a lock holder: it must get the lock at once and release only its copy.
+		l, err := Acquire(context.Background(), path, Options{Operation: "stage"})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		if err := l.Release(); err != nil {
+			fmt.Println(err)
+			os.Exit(3)
+		}
+		fmt.Println("ok")
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+// childEnv makes the re-executed test binary acquire and release the lock once.
+const childEnv = "LOCK_TEST_CHILD"
+
+func TestHandoff(t *testing.T) {
+	path := lockPath(t)
+	l := mustAcquire(t, path, "upgrade")
+	child := func(handoff bool, extraEnv ...string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+path)
+		cmd.Env = append(cmd.Env, extraEnv...)
+		if handoff {
+			l.Handoff(cmd)
+		}
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := child(true); err != nil || out != "ok" {
+		t.Fatalf("child with the lock handed off: %q, %v", out, err)
+	}
+	// The child's release did not unlock the parent.
+	if _, err := Acquire(context.Background(), path, Options{Operation: "other"}); !errors.Is(err, ErrBusy) {
+		t.Errorf("lock free after the child released its copy: %v", err)
+	}
+	if out, err := child(false); err == nil || !strings.Contains(out, "in progress") {
+		t.Errorf("child without the lock: %q, %v", out, err)
+	}
+	if out, err := child(false, EnvFD+"=1"); err == nil || !strings.Contains(out, "inherited file descriptor") {
+		t.Errorf("bogus %s: %q, %v", EnvFD, out, err)
+	}
+	other, _ := os.Open(os.Args[0]) // a descriptor that is not the lock
+	defer other.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path, EnvFD+"=3")
+	cmd.ExtraFiles = []*os.File{other}
+	if out, err := cmd.Output(); err == nil || !strings.Contains(string(out), "does not refer to the lock") {
+		t.Errorf("descriptor of another file: %q, %v", out, err)
+	}
 }
 
 func lockPath(t *testing.T) string {

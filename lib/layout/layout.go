@@ -104,10 +104,12 @@ func (r Root) FinalizeFailure() string { return filepath.Join(r.Bootc(), "finali
 // Provenance is the install-time record of where the system came from.
 func (r Root) Provenance() string { return filepath.Join(r.Phys, ".bootc-aleph.json") }
 
-// Entries is the BLS type 1 entry directory.
+// Entries is the BLS type 1 entry directory. boot/loader is a symlink to loader.0 or loader.1,
+// swapped atomically by the bootloader package; only that package writes here.
 func (r Root) Entries() string { return filepath.Join(r.Boot, "loader", "entries") }
 
-// GrubCfg is generated from the entries for GRUB builds without BLS support.
+// GrubCfg is the fixed GRUB configuration written at install; it loads the menu generated next
+// to the entries (loader/grub.cfg), so GRUB switches sets together with them.
 func (r Root) GrubCfg() string { return filepath.Join(r.Boot, "grub", "grub.cfg") }
 
 // BootFiles holds a kernel and initramfs, shared by every entry with the same boot digest.
@@ -173,7 +175,7 @@ func (r Root) Init(stateroot string) error {
 		{r.State(stateroot), 0o700},
 		{r.Var(stateroot), 0o755},
 		{r.BoundStorage(), 0o700},
-		{r.Entries(), 0o755},
+		{r.Boot, 0o755},
 		{filepath.Join(r.Boot, "bootc"), 0o755},
 	}
 	for _, d := range dirs {

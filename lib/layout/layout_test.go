@@ -24,7 +24,7 @@ func TestInitModes(t *testing.T) {
 	}
 	for path, mode := range map[string]os.FileMode{
 		r.Bootc(): 0o700, r.Store(): 0o700, r.Deploy("default"): 0o700, r.State("default"): 0o700,
-		r.Var("default"): 0o755, r.Entries(): 0o755, r.BoundStorage(): 0o700,
+		r.Var("default"): 0o755, r.Boot: 0o755, r.BoundStorage(): 0o700,
 	} {
 		fi, err := os.Stat(path)
 		if err != nil {

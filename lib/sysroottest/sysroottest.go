@@ -66,6 +66,9 @@ func (s *Sysroot) Deploy(id, v string, mods ...func(*record.Deployment)) *record
 func (s *Sysroot) Entries(ids ...string) {
 	s.T.Helper()
 	dir := s.Root.Entries()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.T.Fatal(err)
+	}
 	old, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
 	for _, f := range old {
 		os.Remove(f)

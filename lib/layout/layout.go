@@ -98,6 +98,9 @@ func (r Root) BoundStorage() string { return filepath.Join(r.Bootc(), "storage")
 // StatusStamp is rewritten whenever the status changes, for bootc-status-updated.path to watch.
 func (r Root) StatusStamp() string { return filepath.Join(r.Bootc(), "status-stamp") }
 
+// BootConfig records how install laid out /boot, for every later writer of boot entries.
+func (r Root) BootConfig() string { return filepath.Join(r.Bootc(), "boot.json") }
+
 // FinalizeFailure is left by a failed finalize for the next boot to report.
 func (r Root) FinalizeFailure() string { return filepath.Join(r.Bootc(), "finalize-failure.json") }
 

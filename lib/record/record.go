@@ -97,6 +97,25 @@ type FetchedImage struct {
 	FetchedAt time.Time `json:"fetchedAt"`
 }
 
+// BootConfig is how install laid out /boot. A missing record means /boot is a directory on the
+// physical root and the mode is detected.
+type BootConfig struct {
+	Version      int    `json:"version"`
+	Bootloader   string `json:"bootloader,omitempty"` // grub, systemd, none
+	BootSeparate bool   `json:"bootSeparate,omitempty"`
+	FSUUID       string `json:"fsUUID,omitempty"`
+	FAT          bool   `json:"fat,omitempty"`
+}
+
+// FinalizeFailure is what a failed finalize leaves for the next boot to report.
+type FinalizeFailure struct {
+	Version   int       `json:"version"`
+	Time      time.Time `json:"time"`
+	Stateroot string    `json:"stateroot"`
+	ID        string    `json:"id"`
+	Error     string    `json:"error"`
+}
+
 // versioned lets Read check the format version of any record.
 type versioned interface{ formatVersion() int }
 
@@ -105,6 +124,10 @@ func (s *Staged) formatVersion() int       { return s.Version }
 func (b *Booted) formatVersion() int       { return b.Version }
 func (c *CachedUpdate) formatVersion() int { return c.Version }
 func (f *FetchedImage) formatVersion() int { return f.Version }
+func (b *BootConfig) formatVersion() int   { return b.Version }
+func (f *FinalizeFailure) formatVersion() int {
+	return f.Version
+}
 
 // Read decodes the record at path into v, refusing unknown format versions.
 func Read(path string, v versioned) error {
@@ -260,6 +283,25 @@ func ReadFetchedImage(r layout.Root, digest string) (*FetchedImage, error) {
 		return nil, fmt.Errorf("reading image %s: record names %s", digest, f.Image.ManifestDigest)
 	}
 	return f, nil
+}
+
+// StatusChanged rewrites the status stamp, which bootc-status-updated.path watches (a write and
+// close, which inotify reports to path units as a change).
+func StatusChanged(r layout.Root) error {
+	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
+	if err := renameio.WriteFile(r.StatusStamp(), []byte(stamp), 0o644); err != nil {
+		return fmt.Errorf("updating the status stamp: %w", err)
+	}
+	return nil
+}
+
+// ReadBootConfig returns the boot configuration; a root without one gets the defaults.
+func ReadBootConfig(r layout.Root) (*BootConfig, error) {
+	b := &BootConfig{}
+	if err := Read(r.BootConfig(), b); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return b, nil
 }
 
 // ReadCachedUpdate returns the stateroot's cached update, or ErrNotFound.

@@ -124,3 +124,38 @@ func Tools(dir string, names ...string) (string, error) {
 	}
 	return dir, nil
 }
+
+// Files writes files (path → content; a trailing "/" makes a directory) under dir.
+func Files(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if strings.HasSuffix(p, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Tree gives a deployment a root with the image's /etc (usr/etc), its writable /etc, and its
+// kernel and initramfs in /boot, so finalize and rollback can work on it.
+func (s *Sysroot) Tree(d *record.Deployment, imageEtc, liveEtc map[string]string) {
+	s.T.Helper()
+	root := s.Root.Deployment(d.Stateroot, d.ID)
+	Files(s.T, root, map[string]string{"usr/bin/true": "#!/bin/true\n", "usr/etc/": "", "etc/": "", "var/": "", "sysroot/": ""})
+	Files(s.T, filepath.Join(root, "usr/etc"), imageEtc)
+	if liveEtc != nil {
+		etc := s.Root.Etc(d.Stateroot, d.ID)
+		Files(s.T, etc, map[string]string{"./": ""})
+		Files(s.T, etc, liveEtc)
+	}
+	Files(s.T, s.Root.BootFiles(d.BootDigest), map[string]string{"vmlinuz": "kernel " + d.Kernel, "initramfs.img": "initramfs"})
+}

@@ -1,6 +1,18 @@
-// Command bootc-finalize runs at shutdown: it merges /etc three ways and makes the staged deployment the default boot entry.
+// Command bootc-finalize runs at shutdown: it merges /etc three ways into the staged deployment
+// and makes it the default boot entry, with the booted deployment kept for rollback.
 package main
 
-import "gobootc.dev/lib/cli"
+import (
+	"context"
+	"os"
 
-func main() { cli.NotBuilt("bootc-finalize") }
+	"github.com/alecthomas/kong"
+
+	"gobootc.dev/lib/cli"
+)
+
+func main() {
+	c := &CLI{}
+	cli.Main("bootc-finalize", "Apply the staged deployment: merge /etc and switch the boot entries.", c,
+		func(ctx context.Context, _ *kong.Context) error { return c.Run(ctx, os.Stdout) })
+}

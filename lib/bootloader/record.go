@@ -1,0 +1,37 @@
+package bootloader
+
+import (
+	"path/filepath"
+	"strings"
+
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
+)
+
+// FromRecord is the boot entry of a deployment: its kernel and initramfs in the boot digest's
+// directory, its kernel arguments, and a title naming the image version.
+func FromRecord(r layout.Root, d *record.Deployment) Deployment {
+	dir := "/" + filepath.ToSlash(strings.TrimPrefix(r.BootFiles(d.BootDigest), r.Boot+"/"))
+	title := d.Image.Ref.Image
+	if d.Image.Version != "" {
+		title += " " + d.Image.Version
+	}
+	return Deployment{
+		Stateroot: d.Stateroot,
+		ID:        d.ID,
+		Title:     title + " (" + d.Stateroot + "/" + d.ID + ")",
+		Kernel:    dir + "/vmlinuz",
+		Initrd:    dir + "/initramfs.img",
+		Kargs:     d.Kargs,
+	}
+}
+
+// OptionsFor turns install's boot configuration into writer options; crash tests reach the
+// writer's own steps through failpoint hooks.
+func OptionsFor(c *record.BootConfig, failpoint func(string) error) Options {
+	o := Options{BootSeparate: c.BootSeparate, FSUUID: c.FSUUID, Failpoint: failpoint}
+	if c.FAT {
+		o.Mode = ModeFAT
+	}
+	return o
+}

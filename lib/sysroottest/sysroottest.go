@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
@@ -158,4 +159,49 @@ func (s *Sysroot) Tree(d *record.Deployment, imageEtc, liveEtc map[string]string
 		Files(s.T, etc, liveEtc)
 	}
 	Files(s.T, s.Root.BootFiles(d.BootDigest), map[string]string{"vmlinuz": "kernel " + d.Kernel, "initramfs.img": "initramfs"})
+}
+
+// Host is a booted v1 with v0 for rollback and v2 staged, as stage leaves a host before its
+// shutdown. Each has a deployment tree; v1's live /etc has local changes.
+type Host struct {
+	*Sysroot
+	V0, V1, V2 *record.Deployment
+}
+
+// ImageEtc is the /etc of the v0 and v1 images.
+var ImageEtc = map[string]string{"hostname": "image\n", "motd": "v1 motd\n", "removed-locally": "x\n"}
+
+// NewHost builds a Host; v2Etc is v2's image /etc (nil: v1's with a new motd and a new file).
+func NewHost(t testing.TB, v2Etc map[string]string) *Host {
+	s := New(t)
+	h := &Host{Sysroot: s}
+	h.V0 = s.Deploy("aaaa.0", "0")
+	h.V1 = s.Deploy("bbbb.0", "1")
+	h.V2 = s.Deploy("cccc.0", "2", func(d *record.Deployment) { d.BootDigest = Digest('e'); d.Kargs += " new.karg" })
+	s.Tree(h.V0, ImageEtc, ImageEtc)
+	s.Tree(h.V1, ImageEtc, map[string]string{"hostname": "edited-locally\n", "motd": "v1 motd\n", "added-locally": "mine\n"})
+	if v2Etc == nil {
+		v2Etc = map[string]string{"hostname": "image\n", "motd": "v2 motd\n", "removed-locally": "x\n", "new-default": "v2\n"}
+	}
+	s.Tree(h.V2, v2Etc, nil)
+	s.Boot(h.V1.ID)
+	if err := bootloader.WriteSet(s.Root.Boot, []bootloader.Deployment{bootloader.FromRecord(s.Root, h.V1), bootloader.FromRecord(s.Root, h.V0)}, bootloader.Options{NoFreeze: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.Stage(h.V2.ID, false)
+	return h
+}
+
+// BootOrder is the ids of the boot entries, default first, joined by commas.
+func (s *Sysroot) BootOrder() string {
+	s.T.Helper()
+	set, err := bootloader.ReadSet(s.Root.Boot)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	var ids []string
+	for _, d := range set {
+		ids = append(ids, d.ID)
+	}
+	return strings.Join(ids, ",")
 }

@@ -32,31 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// host is a booted v1 with rollback v0 and staged v2, as stage leaves it before a shutdown.
-type host struct {
-	*sysroottest.Sysroot
-	v0, v1, v2 *record.Deployment
-}
+type host struct{ *sysroottest.Host }
 
 func newHost(t *testing.T, v2Etc map[string]string) *host {
-	s := sysroottest.New(t)
-	h := &host{Sysroot: s}
-	h.v0 = s.Deploy("aaaa.0", "0")
-	h.v1 = s.Deploy("bbbb.0", "1")
-	h.v2 = s.Deploy("cccc.0", "2", func(d *record.Deployment) { d.BootDigest = sysroottest.Digest('e'); d.Kargs += " new.karg" })
-	imageEtc := map[string]string{"hostname": "image\n", "motd": "v1 motd\n", "removed-locally": "x\n"}
-	s.Tree(h.v0, imageEtc, imageEtc)
-	s.Tree(h.v1, imageEtc, map[string]string{"hostname": "edited-locally\n", "motd": "v1 motd\n", "added-locally": "mine\n"})
-	if v2Etc == nil {
-		v2Etc = map[string]string{"hostname": "image\n", "motd": "v2 motd\n", "removed-locally": "x\n", "new-default": "v2\n"}
-	}
-	s.Tree(h.v2, v2Etc, nil)
-	s.Boot(h.v1.ID)
-	if err := bootloader.WriteSet(s.Root.Boot, []bootloader.Deployment{bootloader.FromRecord(s.Root, h.v1), bootloader.FromRecord(s.Root, h.v0)}, bootloader.Options{NoFreeze: true}); err != nil {
-		t.Fatal(err)
-	}
-	s.Stage(h.v2.ID, false)
-	return h
+	return &host{sysroottest.NewHost(t, v2Etc)}
 }
 
 func (h *host) finalize(t *testing.T, env []string, args ...string) (string, int) {
@@ -74,19 +53,6 @@ func (h *host) finalize(t *testing.T, env []string, args ...string) (string, int
 	return out.String(), 0
 }
 
-func (h *host) ids(t *testing.T) string {
-	t.Helper()
-	set, err := bootloader.ReadSet(h.Root.Boot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, d := range set {
-		ids = append(ids, d.ID)
-	}
-	return strings.Join(ids, ",")
-}
-
 func read(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -102,10 +68,10 @@ func TestFinalize(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	if got := h.ids(t); got != "cccc.0,bbbb.0" {
+	if got := h.BootOrder(); got != "cccc.0,bbbb.0" {
 		t.Errorf("boot order %s, want staged then booted", got)
 	}
-	etc := h.Root.Etc("default", h.v2.ID)
+	etc := h.Root.Etc("default", h.V2.ID)
 	for file, want := range map[string]string{
 		"hostname": "edited-locally\n", "added-locally": "mine\n", "motd": "v2 motd\n", "new-default": "v2\n",
 		"removed-locally": "<open " + filepath.Join(etc, "removed-locally") + ": no such file or directory>",
@@ -118,12 +84,12 @@ func TestFinalize(t *testing.T) {
 		t.Error("staged record left behind")
 	}
 	// After the reboot into v2, v1 is the rollback and the new kernel arguments are in the entry.
-	h.Boot(h.v2.ID)
+	h.Boot(h.V2.ID)
 	st, err := status.Load(status.Options{Root: h.Root})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Booted.ID != h.v2.ID || st.Rollback == nil || st.Rollback.ID != h.v1.ID {
+	if st.Booted.ID != h.V2.ID || st.Rollback == nil || st.Rollback.ID != h.V1.ID {
 		t.Errorf("after reboot: booted %v rollback %v", st.Booted.ID, st.Rollback)
 	}
 	set, _ := bootloader.ReadSet(h.Root.Boot)
@@ -138,10 +104,10 @@ func TestFinalize(t *testing.T) {
 
 func TestDownloadOnlyNotApplied(t *testing.T) {
 	h := newHost(t, nil)
-	h.Stage(h.v2.ID, true)
+	h.Stage(h.V2.ID, true)
 	out, code := h.finalize(t, nil)
-	if code != 0 || !strings.Contains(out, "download-only") || h.ids(t) != "bbbb.0,aaaa.0" {
-		t.Errorf("exit %d, order %s: %s", code, h.ids(t), out)
+	if code != 0 || !strings.Contains(out, "download-only") || h.BootOrder() != "bbbb.0,aaaa.0" {
+		t.Errorf("exit %d, order %s: %s", code, h.BootOrder(), out)
 	}
 }
 
@@ -152,7 +118,7 @@ func TestConflictKeepsOldEntriesAndIsReported(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "hostname") {
 		t.Fatalf("conflict not refused: %d %s", code, out)
 	}
-	if got := h.ids(t); got != "bbbb.0,aaaa.0" {
+	if got := h.BootOrder(); got != "bbbb.0,aaaa.0" {
 		t.Errorf("entries changed after a failed finalize: %s", got)
 	}
 	out, code = h.finalize(t, nil, "--report-failure")
@@ -195,7 +161,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			if code != failpoint.ExitCode {
 				t.Fatalf("did not stop at %s: exit %d: %s", step, code, out)
 			}
-			if got := h.ids(t); got != "bbbb.0,aaaa.0" && got != "cccc.0,bbbb.0" {
+			if got := h.BootOrder(); got != "bbbb.0,aaaa.0" && got != "cccc.0,bbbb.0" {
 				t.Errorf("after a crash at %s the entries are %s", step, got)
 			}
 			if _, err := status.Load(status.Options{Root: h.Root}); err != nil {
@@ -204,7 +170,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			if out, code := h.finalize(t, nil); code != 0 {
 				t.Fatalf("rerun after a crash at %s: %d %s", step, code, out)
 			}
-			if got := h.ids(t); got != "cccc.0,bbbb.0" {
+			if got := h.BootOrder(); got != "cccc.0,bbbb.0" {
 				t.Errorf("rerun after a crash at %s left %s", step, got)
 			}
 			if got := read(t, filepath.Join(h.Root.Etc("default", "cccc.0"), "hostname")); got != "edited-locally\n" {

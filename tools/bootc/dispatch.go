@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -95,4 +96,25 @@ func requireHost(verb string) error {
 		return fmt.Errorf("bootc %s: detected a container; this command requires a booted host system", verb)
 	}
 	return requireRoot(verb)
+}
+
+// RebootRequiredPath is watched by reboot coordinators (kured and similar).
+var RebootRequiredPath = "/run/reboot-required"
+
+// writeRebootRequired tells reboot coordinators a reboot is pending; it is advisory, so a
+// failure to write it does not fail the operation.
+func writeRebootRequired(digest string) {
+	if p := os.Getenv("BOOTC_REBOOT_REQUIRED"); p != "" {
+		RebootRequiredPath = p
+	}
+	os.WriteFile(RebootRequiredPath, []byte("bootc: Reboot required for image: "+digest+"\n"), 0o644)
+}
+
+// reboot asks systemd to reboot; --apply verbs end here.
+func reboot() error {
+	cmd := exec.Command("systemctl", "reboot", "--message=Initiated by bootc")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("rebooting: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"github.com/alecthomas/kong"
+
+	"gobootc.dev/lib/cli"
 )
 
 // CLI lists the verbs. Verbs that one step tool owns entirely pass their arguments through, so
 // that tool's own --help and errors are what the user sees.
 type CLI struct {
+	cli.Root
+	Cmdline string `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
+
 	Upgrade    UpgradeCmd    `cmd:"" aliases:"update" help:"Download and stage an update of the booted image."`
 	Switch     SwitchCmd     `cmd:"" help:"Change the image the host tracks, and stage it."`
 	Rollback   RollbackCmd   `cmd:"" help:"Make the rollback deployment the default for the next boot."`
@@ -123,13 +128,6 @@ func (c *SwitchCmd) Run(e *env) error {
 		return err
 	}
 	return notBuilt("switch", "bootc-fetch", "bootc-stage")
-}
-
-func (c *RollbackCmd) Run(e *env) error {
-	if err := requireHost("rollback"); err != nil {
-		return err
-	}
-	return notBuilt("rollback", "boot entry swap")
 }
 
 func (c *EditCmd) Run(e *env) error {

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/opencontainers/go-digest"
+
+	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/deploy"
+	"gobootc.dev/lib/gc"
+	"gobootc.dev/lib/host"
+	"gobootc.dev/lib/journal"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/lock"
+	"gobootc.dev/lib/record"
+	"gobootc.dev/lib/status"
+	"gobootc.dev/lib/store"
+)
+
+// FinalizeUnit applies the staged deployment at shutdown (its ExecStop); it has to be running
+// for that to happen.
+const FinalizeUnit = "bootc-finalize.service"
+
+// CLI is the command line.
+type CLI struct {
+	cli.Root
+	Image        string        `help:"Manifest digest of the fetched image to stage." required:"" placeholder:"sha256:DIGEST"`
+	Stateroot    string        `help:"Stateroot to deploy into." default:"default" placeholder:"NAME"`
+	DownloadOnly bool          `help:"Stage without applying at shutdown, until 'bootc upgrade --from-downloaded'."`
+	Karg         []string      `help:"Kernel argument to add if missing (repeatable); on a first deployment, the starting command line." sep:"none" placeholder:"KEY[=VALUE]"`
+	NoArm        bool          `help:"Do not start bootc-finalize.service, which finalizes the staged deployment at shutdown."`
+	Result       string        `help:"Also write the outcome as JSON to this file." placeholder:"FILE"`
+	Cmdline      string        `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
+	RebootFile   string        `name:"reboot-required-file" help:"File announcing that a reboot is required." default:"/run/reboot-required" env:"BOOTC_REBOOT_REQUIRED" hidden:""`
+	LockWait     time.Duration `help:"How long to wait for another bootc operation to finish." default:"0s" hidden:""`
+}
+
+// Result is the outcome, for callers (the `bootc` front, agents) to read with --result.
+type Result struct {
+	// Staged is true when a new deployment was built and staged.
+	Staged bool `json:"staged"`
+	// Reason explains Staged false: "already-staged" or "already-booted".
+	Reason       string `json:"reason,omitempty"`
+	Stateroot    string `json:"stateroot"`
+	ID           string `json:"id,omitempty"` // the staged deployment (new or already there)
+	Image        string `json:"image"`
+	Version      string `json:"version,omitempty"`
+	Kernel       string `json:"kernel,omitempty"`
+	BootDigest   string `json:"bootDigest,omitempty"`
+	Kargs        string `json:"kargs,omitempty"`
+	DownloadOnly bool   `json:"downloadOnly"`
+	// Replaced is the id of the staged deployment this one replaced; Unstaged the id of one
+	// discarded because the booted image was asked for again.
+	Replaced string `json:"replaced,omitempty"`
+	Unstaged string `json:"unstaged,omitempty"`
+	// Armed: bootc-finalize.service was started.
+	Armed   bool      `json:"armed"`
+	GC      *gcResult `json:"gc,omitempty"`
+	GCError string    `json:"gcError,omitempty"`
+}
+
+type gcResult struct {
+	Deployments []string `json:"deployments,omitempty"`
+	Images      []string `json:"images,omitempty"`
+	BootDirs    []string `json:"bootDirs,omitempty"`
+	Layers      int      `json:"layers"`
+	Objects     int      `json:"objects"`
+	Bytes       int64    `json:"bytes"`
+}
+
+// JSON renders the result as one JSON document.
+func (r *Result) JSON() ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding result: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Run stages the image. Step order: lock; compare with the staged and booted deployments
+// (staging either again changes nothing); build the deployment (lib/deploy); write the staged
+// record; start the finalize unit; announce (status stamp, reboot-required, journal); collect
+// garbage, which also removes the deployment this one replaced.
+func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
+	if d, err := digest.Parse(c.Image); err != nil || d.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("--image %q: want a manifest digest sha256:<64 hex digits>", c.Image)
+	}
+	if err := layout.CheckName("stateroot", c.Stateroot); err != nil {
+		return nil, fmt.Errorf("--stateroot: %w", err)
+	}
+	r := c.Layout()
+	if !r.IsDeployed() {
+		return nil, fmt.Errorf("%s holds no bootc state (%s): fetch the image first", r.Phys, r.Bootc())
+	}
+	l, err := lock.Acquire(ctx, r.Lock(), lock.Options{
+		Operation: "stage", Wait: c.LockWait,
+		Notify: func(msg string) { fmt.Fprintln(errOut, msg) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+
+	fetched, err := record.ReadFetchedImage(r, c.Image)
+	if errors.Is(err, record.ErrNotFound) {
+		return nil, fmt.Errorf("image %s has not been fetched (no %s)", c.Image, r.ImageRecord(c.Image))
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := status.Load(status.Options{Root: r, Cmdline: c.Cmdline})
+	if err != nil {
+		return nil, fmt.Errorf("reading the current state: %w", err)
+	}
+	prevRec, prev, err := stagedDeployment(r, st)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Stateroot: c.Stateroot, Image: c.Image, DownloadOnly: c.DownloadOnly, Version: fetched.Image.Version}
+
+	if prev != nil && prev.Stateroot == c.Stateroot && prev.Image.ManifestDigest == c.Image {
+		return c.alreadyStaged(ctx, r, res, prevRec, prev, out, errOut)
+	}
+	if b := st.Booted; b != nil && b.Stateroot == c.Stateroot && b.Image.ManifestDigest == c.Image {
+		return c.alreadyBooted(ctx, r, res, prev, out, errOut)
+	}
+
+	if err := r.Init(c.Stateroot); err != nil {
+		return nil, err
+	}
+	s, err := store.Open(r.Store())
+	if err != nil {
+		return nil, err
+	}
+	var merge *record.Deployment
+	if b := st.Booted; b != nil && b.Stateroot == c.Stateroot {
+		merge = b.Deployment
+	}
+	d, err := deploy.Build(ctx, deploy.Options{
+		Root: r, Store: s, Stateroot: c.Stateroot, Image: c.Image, Merge: merge, Kargs: c.Karg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	staged := &record.Staged{Version: record.FormatVersion, Stateroot: d.Stateroot, ID: d.ID, DownloadOnly: c.DownloadOnly, Created: d.Created}
+	if err := record.Write(r.Staged(), staged); err != nil {
+		discard(r, d)
+		return nil, err
+	}
+	// The unit's condition is the staged record, so it starts only after the record exists.
+	if res.Armed, err = c.arm(ctx, errOut); err != nil {
+		restoreStaged(r, prevRec)
+		discard(r, d)
+		return nil, err
+	}
+	res.Staged, res.ID = true, d.ID
+	res.Kernel, res.BootDigest, res.Kargs = d.Kernel, d.BootDigest, d.Kargs
+	if prev != nil {
+		res.Replaced = prev.ID
+	}
+	if err := c.announce(r, d); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Queued for next boot: %s\n", imageName(d.Image))
+	if d.Image.Version != "" {
+		fmt.Fprintf(out, "  Version: %s\n", d.Image.Version)
+	}
+	fmt.Fprintf(out, "  Digest: %s\n", d.Image.ManifestDigest)
+	if c.DownloadOnly {
+		fmt.Fprintln(out, "Downloaded only: it will not be applied on reboot until 'bootc upgrade --from-downloaded'.")
+	}
+	c.collect(ctx, r, res, out, errOut)
+	return res, nil
+}
+
+// stagedDeployment returns the staged record and its deployment, or nils. status knows them
+// only on a booted host; a first deployment is staged on one that is not.
+func stagedDeployment(r layout.Root, st *status.State) (*record.Staged, *record.Deployment, error) {
+	if st.StagedRec != nil {
+		return st.StagedRec, st.Staged.Deployment, nil
+	}
+	rec, err := record.ReadStaged(r)
+	if errors.Is(err, record.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := record.ReadDeployment(r, rec.Stateroot, rec.ID)
+	if errors.Is(err, record.ErrNotFound) {
+		// A deployment removed behind a stale record: nothing is staged.
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, d, nil
+}
+
+func (c *CLI) alreadyStaged(ctx context.Context, r layout.Root, res *Result, rec *record.Staged, d *record.Deployment, out, errOut io.Writer) (*Result, error) {
+	res.Reason, res.ID = "already-staged", d.ID
+	fmt.Fprintf(out, "Image %s is already staged (deployment %s).\n", c.Image, d.ID)
+	if rec.DownloadOnly != c.DownloadOnly {
+		updated := *rec
+		updated.DownloadOnly = c.DownloadOnly
+		if err := record.Write(r.Staged(), &updated); err != nil {
+			return nil, err
+		}
+		if c.DownloadOnly {
+			fmt.Fprintln(out, "It will not be applied on reboot (download only).")
+		} else {
+			fmt.Fprintln(out, "It will now be applied on reboot.")
+		}
+		if err := record.StatusChanged(r); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if res.Armed, err = c.arm(ctx, errOut); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// alreadyBooted: asking for the booted image means the next boot should run it, so a
+// deployment of another image staged meanwhile is discarded.
+func (c *CLI) alreadyBooted(ctx context.Context, r layout.Root, res *Result, prev *record.Deployment, out, errOut io.Writer) (*Result, error) {
+	res.Reason = "already-booted"
+	if prev == nil {
+		fmt.Fprintf(out, "Image %s is already booted; nothing to stage.\n", c.Image)
+		return res, nil
+	}
+	if err := record.Remove(r.Staged()); err != nil {
+		return nil, err
+	}
+	res.Unstaged = prev.ID
+	fmt.Fprintf(out, "Image %s is already booted; discarded the staged deployment %s (%s).\n", c.Image, prev.ID, prev.Image.ManifestDigest)
+	if err := deploy.ClearRebootRequired(c.RebootFile, prev.Image.ManifestDigest); err != nil {
+		return nil, err
+	}
+	if err := record.StatusChanged(r); err != nil {
+		return nil, err
+	}
+	c.collect(ctx, r, res, out, errOut)
+	return res, nil
+}
+
+// arm starts the finalize unit so that its ExecStop runs at shutdown. Outside a systemd host
+// (a container, a test) there is nothing to start: say so and go on.
+func (c *CLI) arm(ctx context.Context, errOut io.Writer) (bool, error) {
+	if c.NoArm {
+		return false, nil
+	}
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		fmt.Fprintf(errOut, "note: systemd is not running here; %s was not started, so nothing will finalize the staged deployment at shutdown\n", FinalizeUnit)
+		return false, nil
+	}
+	conn, err := sddbus.NewSystemConnectionContext(ctx)
+	if err != nil {
+		fmt.Fprintf(errOut, "note: no systemd bus (%v); %s was not started\n", err, FinalizeUnit)
+		return false, nil
+	}
+	defer conn.Close()
+	done := make(chan string, 1)
+	if _, err := conn.StartUnitContext(ctx, FinalizeUnit, "replace", done); err != nil {
+		return false, fmt.Errorf("starting %s: %w", FinalizeUnit, err)
+	}
+	select {
+	case result := <-done:
+		if result != "done" {
+			return false, fmt.Errorf("starting %s: job %s", FinalizeUnit, result)
+		}
+	case <-ctx.Done():
+		return false, fmt.Errorf("starting %s: %w", FinalizeUnit, ctx.Err())
+	}
+	return true, nil
+}
+
+func (c *CLI) announce(r layout.Root, d *record.Deployment) error {
+	if err := record.StatusChanged(r); err != nil {
+		return err
+	}
+	if err := deploy.WriteRebootRequired(c.RebootFile, d.Image.ManifestDigest); err != nil {
+		return err
+	}
+	return journal.Send(journal.Stage, journal.Info,
+		fmt.Sprintf("Staged deployment %s/%s of %s (%s)", d.Stateroot, d.ID, imageName(d.Image), d.Image.ManifestDigest),
+		map[string]string{"IMAGE": d.Image.ManifestDigest, "DEPLOYMENT": layout.DeploymentKargValue(d.Stateroot, d.ID)})
+}
+
+// collect runs garbage collection. The stage has succeeded by then, so a failure is reported
+// as a warning (and in the result) rather than failing the command.
+func (c *CLI) collect(ctx context.Context, r layout.Root, res *Result, out, errOut io.Writer) {
+	g, err := gc.Run(ctx, gc.Options{Root: r, Cmdline: c.Cmdline})
+	if g != nil {
+		res.GC = &gcResult{Deployments: g.Deployments, Images: g.Images, BootDirs: g.BootDirs, Layers: g.Layers, Objects: g.Objects, Bytes: g.Bytes}
+	}
+	if err != nil {
+		res.GCError = err.Error()
+		fmt.Fprintf(errOut, "warning: %v\n", err)
+		return
+	}
+	fmt.Fprintln(out, g.Summary())
+	if !g.Empty() {
+		if err := journal.Send(journal.Cleanup, journal.Info, g.Summary(), nil); err != nil {
+			fmt.Fprintf(errOut, "warning: %v\n", err)
+		}
+	}
+}
+
+// discard removes a deployment built by a stage that then failed: record first, as gc does.
+func discard(r layout.Root, d *record.Deployment) {
+	record.Remove(r.DeploymentRecord(d.Stateroot, d.ID))
+	os.RemoveAll(r.Deployment(d.Stateroot, d.ID))
+}
+
+func restoreStaged(r layout.Root, prev *record.Staged) {
+	if prev == nil {
+		record.Remove(r.Staged())
+		return
+	}
+	record.Write(r.Staged(), prev)
+}
+
+func imageName(im record.Image) string {
+	if im.Ref.Image == "" {
+		return im.ManifestDigest
+	}
+	if im.Ref.Transport == "" || im.Ref.Transport == host.TransportRegistry {
+		return im.Ref.Image
+	}
+	return im.Ref.Transport + ":" + im.Ref.Image
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/layout"
 	"io"
 	"io/fs"
 	"os"
@@ -115,6 +116,14 @@ func reboot() error {
 	cmd := exec.Command("systemctl", "reboot", "--message=Initiated by bootc")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("rebooting: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// requireDeployed refuses to change a host that bootc does not manage.
+func requireDeployed(r layout.Root) error {
+	if !r.IsDeployed() {
+		return fmt.Errorf("this system is not deployed via bootc (no %s)", r.Bootc())
 	}
 	return nil
 }

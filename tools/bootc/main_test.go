@@ -109,7 +109,7 @@ func TestHelpUnprivileged(t *testing.T) {
 
 func TestMutatingVerbsRefuse(t *testing.T) {
 	needRoot(t)
-	verbs := [][]string{{"upgrade"}, {"update", "--check"}, {"switch", "quay.io/a/b:1"}, {"rollback"}, {"edit", "-f", "/dev/null"}, {"usr-overlay"}}
+	verbs := [][]string{{"upgrade"}, {"update", "--check"}, {"switch", "quay.io/a/b:1"}, {"edit", "-f", "/dev/null"}, {"usr-overlay"}}
 	for _, args := range verbs {
 		t.Run(args[0], func(t *testing.T) {
 			host := []string{"BOOTC_SKIP_CONTAINER_CHECK=1"}
@@ -119,6 +119,9 @@ func TestMutatingVerbsRefuse(t *testing.T) {
 		})
 	}
 	oneLineError(t, bootc(t, nobody, nil, "install", "to-disk", "/dev/null"), "must be run as root")
+	oneLineError(t, bootc(t, nobody, []string{"BOOTC_SKIP_CONTAINER_CHECK=1"}, "rollback"), "must be run as root")
+	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "rollback"), "detected a container")
+	oneLineError(t, bootc(t, 0, []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + t.TempDir()}, "rollback"), "not deployed via bootc")
 	// Install is meant to run inside a container: only root is required.
 	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "install", "to-disk", "/dev/null"), "bootc-install: error: this step is not available")
 }

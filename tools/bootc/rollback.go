@@ -25,6 +25,9 @@ func (c *RollbackCmd) Run(top *CLI, e *env) error {
 		return err
 	}
 	r := top.Layout()
+	if err := requireDeployed(r); err != nil {
+		return err
+	}
 	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {
 		return err
 	}

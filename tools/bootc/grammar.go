@@ -68,7 +68,8 @@ type EditCmd struct {
 
 // UsrOverlayCmd is `bootc usr-overlay`.
 type UsrOverlayCmd struct {
-	ReadOnly bool `help:"Mount the overlay read-only (it can be made writable in a private mount namespace)."`
+	ReadOnly bool   `help:"Mount the overlay read-only (it can be made writable in a private mount namespace)."`
+	Usr      string `help:"Directory to overlay." default:"/usr" env:"BOOTC_USR" hidden:""`
 }
 
 // ContainerCmd groups build-time operations.
@@ -135,13 +136,6 @@ func (c *EditCmd) Run(e *env) error {
 		return err
 	}
 	return notBuilt("edit", "bootc-fetch", "bootc-stage")
-}
-
-func (c *UsrOverlayCmd) Run(e *env) error {
-	if err := requireHost("usr-overlay"); err != nil {
-		return err
-	}
-	return notBuilt("usr-overlay", "/usr overlay mount")
 }
 
 func (c *ContainerLintCmd) Run(e *env) error { return notBuilt("container lint", "image linter") }

@@ -109,7 +109,7 @@ func TestHelpUnprivileged(t *testing.T) {
 
 func TestMutatingVerbsRefuse(t *testing.T) {
 	needRoot(t)
-	verbs := [][]string{{"upgrade"}, {"update", "--check"}, {"switch", "quay.io/a/b:1"}, {"edit", "-f", "/dev/null"}, {"usr-overlay"}}
+	verbs := [][]string{{"upgrade"}, {"update", "--check"}, {"switch", "quay.io/a/b:1"}, {"edit", "-f", "/dev/null"}}
 	for _, args := range verbs {
 		t.Run(args[0], func(t *testing.T) {
 			host := []string{"BOOTC_SKIP_CONTAINER_CHECK=1"}

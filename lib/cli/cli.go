@@ -74,10 +74,17 @@ func Run(name, description string, grammar any, args []string, stdout, stderr io
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, k); err != nil {
-		Report(stderr, name, err)
+		// An error with no text has been reported already (by a step tool the command ran).
+		if err.Error() != "" {
+			Report(stderr, name, err)
+		}
 		var ee *ExitError
 		if errors.As(err, &ee) {
 			return ee.Code
+		}
+		var coder interface{ ExitCode() int }
+		if errors.As(err, &coder) {
+			return coder.ExitCode()
 		}
 		return ExitFailure
 	}

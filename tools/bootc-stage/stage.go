@@ -19,6 +19,7 @@ import (
 	"gobootc.dev/lib/journal"
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/lock"
+	"gobootc.dev/lib/mountns"
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/status"
 	"gobootc.dev/lib/store"
@@ -98,6 +99,9 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	r := c.Layout()
 	if !r.IsDeployed() {
 		return nil, fmt.Errorf("%s holds no bootc state (%s): fetch the image first", r.Phys, r.Bootc())
+	}
+	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {
+		return nil, err
 	}
 	l, err := lock.Acquire(ctx, r.Lock(), lock.Options{
 		Operation: "stage", Wait: c.LockWait,

@@ -117,27 +117,6 @@ func (c *PassCmd) Run(k *kong.Context, e *env) error {
 	return e.exec(tool, c.Args)
 }
 
-func (c *UpgradeCmd) Run(e *env) error {
-	if err := requireHost("upgrade"); err != nil {
-		return err
-	}
-	return notBuilt("upgrade", "bootc-fetch", "bootc-stage")
-}
-
-func (c *SwitchCmd) Run(e *env) error {
-	if err := requireHost("switch"); err != nil {
-		return err
-	}
-	return notBuilt("switch", "bootc-fetch", "bootc-stage")
-}
-
-func (c *EditCmd) Run(e *env) error {
-	if err := requireHost("edit"); err != nil {
-		return err
-	}
-	return notBuilt("edit", "bootc-fetch", "bootc-stage")
-}
-
 func (c *ContainerLintCmd) Run(e *env) error { return notBuilt("container lint", "image linter") }
 
 func (c *ImageListCmd) Run(e *env) error { return notBuilt("image list", "bootc-bound-images") }

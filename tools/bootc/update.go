@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"gobootc.dev/lib/imgref"
+	"gobootc.dev/lib/journal"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/lock"
+	"gobootc.dev/lib/mountns"
+	"gobootc.dev/lib/record"
+)
+
+// update is one fetch-and-stage run: the front holds the writer lock for the whole of it and
+// hands it to each step tool, so no other writer slips in between fetch and stage.
+type update struct {
+	top   *CLI
+	e     *env
+	r     layout.Root
+	lock  *lock.Lock
+	tmp   string
+	quiet bool
+	// progressFD is the caller's --progress-fd, passed on to the step tools.
+	progressFD int
+}
+
+// fetchResult and stageResult are the parts of the step tools' --result files used here.
+type fetchResult struct {
+	ManifestDigest string `json:"manifestDigest"`
+	Version        string `json:"version"`
+	Changed        bool   `json:"changed"`
+	AlreadyStaged  bool   `json:"alreadyStaged"`
+}
+
+type stageResult struct {
+	Staged bool   `json:"staged"`
+	Reason string `json:"reason"`
+	ID     string `json:"id"`
+}
+
+func beginUpdate(top *CLI, e *env, verb string, quiet bool, progressFD int) (*update, error) {
+	if err := requireHost(verb); err != nil {
+		return nil, err
+	}
+	r := top.Layout()
+	if err := requireDeployed(r); err != nil {
+		return nil, err
+	}
+	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {
+		return nil, err
+	}
+	l, err := lock.Acquire(context.Background(), r.Lock(), lock.Options{Operation: verb, Wait: time.Hour,
+		Notify: func(msg string) { fmt.Fprintln(e.stderr, msg) }})
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "bootc-"+verb+"-")
+	if err != nil {
+		l.Release()
+		return nil, err
+	}
+	return &update{top: top, e: e, r: r, lock: l, tmp: tmp, quiet: quiet, progressFD: progressFD}, nil
+}
+
+func (u *update) end() {
+	os.RemoveAll(u.tmp)
+	u.lock.Release()
+}
+
+// step runs a step tool with the lock handed down and decodes its --result into res.
+func (u *update) step(tool string, res any, args ...string) error {
+	path, err := findTool(tool)
+	if err != nil {
+		return err
+	}
+	resultFile := filepath.Join(u.tmp, tool+".json")
+	args = append(args, "--result", resultFile)
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = u.e.stdout, u.e.stderr
+	cmd.Env = os.Environ()
+	if u.progressFD > 0 && tool == "bootc-fetch" {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(u.progressFD), "progress"))
+		cmd.Args = append(cmd.Args, "--progress-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
+	u.lock.Handoff(cmd)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			// The tool has already said what went wrong; exit with its status.
+			return &silentError{code: ee.ExitCode()}
+		}
+		return fmt.Errorf("running %s: %w", tool, err)
+	}
+	if res == nil {
+		return nil
+	}
+	data, err := os.ReadFile(resultFile)
+	if err != nil {
+		return fmt.Errorf("reading %s's result: %w", tool, err)
+	}
+	if err := json.Unmarshal(data, res); err != nil {
+		return fmt.Errorf("reading %s's result: %w", tool, err)
+	}
+	return nil
+}
+
+// fetch runs bootc-fetch with args, adding --quiet when asked.
+func (u *update) fetch(args ...string) (*fetchResult, error) {
+	if u.quiet {
+		args = append(args, "--quiet")
+	}
+	res := &fetchResult{}
+	return res, u.step("bootc-fetch", res, args...)
+}
+
+// stage runs bootc-stage for a fetched manifest digest.
+func (u *update) stage(digest string, downloadOnly bool) (*stageResult, error) {
+	args := []string{"--image", digest}
+	if downloadOnly {
+		args = append(args, "--download-only")
+	}
+	res := &stageResult{}
+	return res, u.step("bootc-stage", res, args...)
+}
+
+// silentError carries a step tool's exit status; the tool already printed its error.
+type silentError struct{ code int }
+
+func (e *silentError) Error() string { return "" }
+
+// Run is `bootc upgrade`: fetch the tracked image (or just check it), stage it, and with --apply
+// reboot into it.
+func (c *UpgradeCmd) Run(top *CLI, e *env) error {
+	if c.SoftReboot != "" {
+		return fmt.Errorf("--soft-reboot is not supported by this build")
+	}
+	u, err := beginUpdate(top, e, "upgrade", c.Quiet, c.ProgressFD)
+	if err != nil {
+		return err
+	}
+	defer u.end()
+	if c.Check {
+		args := []string{"--check"}
+		if c.Tag != "" {
+			args = append(args, "--tag", c.Tag)
+		}
+		_, err := u.fetch(args...)
+		return err
+	}
+	staged, err := record.ReadStaged(u.r)
+	if err != nil && !errors.Is(err, record.ErrNotFound) {
+		return err
+	}
+	if c.FromDownloaded {
+		if staged == nil {
+			return fmt.Errorf("--from-downloaded: no staged deployment")
+		}
+		d, err := record.ReadDeployment(u.r, staged.Stateroot, staged.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := u.stage(d.Image.ManifestDigest, false); err != nil {
+			return err
+		}
+		return c.applyIfAsked(true)
+	}
+	args := []string{}
+	if c.Tag != "" {
+		args = append(args, "--tag", c.Tag)
+	}
+	f, err := u.fetch(args...)
+	if err != nil {
+		return err
+	}
+	if !f.Changed && !f.AlreadyStaged {
+		fmt.Fprintln(e.stdout, "No update available.")
+		return nil
+	}
+	s, err := u.stage(f.ManifestDigest, c.DownloadOnly)
+	if err != nil {
+		return err
+	}
+	return c.applyIfAsked(s.Staged || s.Reason == "already-staged")
+}
+
+func (c *UpgradeCmd) applyIfAsked(staged bool) error {
+	if c.Apply && staged {
+		return reboot()
+	}
+	return nil
+}
+
+// Run is `bootc switch`: track another image from now on, fetching and staging it.
+func (c *SwitchCmd) Run(top *CLI, e *env) error {
+	if c.SoftReboot != "" {
+		return fmt.Errorf("--soft-reboot is not supported by this build")
+	}
+	if c.MutateInPlace {
+		return fmt.Errorf("--mutate-in-place is not supported by this build")
+	}
+	// A malformed target is reported before anything else happens.
+	ref, err := imgref.Parse(c.Transport, c.Target)
+	if err != nil {
+		return err
+	}
+	u, err := beginUpdate(top, e, "switch", c.Quiet, c.ProgressFD)
+	if err != nil {
+		return err
+	}
+	defer u.end()
+	args := []string{"--transport", string(ref.Transport), ref.Image}
+	if c.EnforceContainerSigpolicy {
+		args = append(args, "--enforce-container-sigpolicy")
+	}
+	f, err := u.fetch(args...)
+	if err != nil {
+		return err
+	}
+	s, err := u.stage(f.ManifestDigest, false)
+	if err != nil {
+		return err
+	}
+	journal.Send(journal.Switch, journal.Info, fmt.Sprintf("Switching to %s (%s)", ref.Display(), f.ManifestDigest),
+		map[string]string{"IMAGE": ref.Display(), "DEPLOYMENT": s.ID})
+	if c.Apply && (s.Staged || s.Reason == "already-staged") {
+		return reboot()
+	}
+	return nil
+}
+
+// ExitCode passes the step tool's status on.
+func (e *silentError) ExitCode() int { return e.code }

@@ -10,6 +10,13 @@ DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/51bootc
 OUT      := bin
 STEPS    := bootc-fetch bootc-stage bootc-finalize bootc-kargs bootc-bound-images bootc-install bootc-status
 TOOLS    := bootc $(STEPS)
+# containers/image needs build tags (pure-Go OpenPGP; no btrfs headers): one list, shared with
+# the tests' own builds.
+empty    :=
+space    := $(empty) $(empty)
+comma    := ,
+TAGS     := $(subst $(space),$(comma),$(strip $(shell cat tools/bootc-fetch/TAGS)))
+export GOFLAGS := -buildvcs=false -tags=$(TAGS)
 # Static, reproducible binaries: no cgo, no local paths, no symbol tables.
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
 PKGS     := gobootc.dev/lib/... gobootc.dev/tools/... gobootc.dev/generators/... gobootc.dev/tests/...

@@ -140,7 +140,7 @@ func (r *Registry) Push(src, name string, extra ...string) {
 
 // Copy runs skopeo copy (with --all, so indexes keep every instance).
 func Copy(src, dest string, extra ...string) error {
-	args := append([]string{"copy", "--all", "--quiet"}, extra...)
+	args := append([]string{"copy", "--all", "--preserve-digests", "--quiet"}, extra...)
 	args = append(args, src, dest)
 	cmd := exec.Command("skopeo", args...)
 	// A user's or the host's podman auth must not leak into tests.

@@ -34,8 +34,9 @@ func NewSigner(t testing.TB) *Signer {
 	if err := os.Chmod(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// RSA: the pure-Go OpenPGP verifier that static builds use does not know EdDSA keys.
 	if _, err := s.gpg("gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-		"--quick-gen-key", "bootc test <test@bootc.invalid>", "ed25519", "sign", "never"); err != nil {
+		"--quick-gen-key", "bootc test <test@bootc.invalid>", "rsa2048", "sign", "never"); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.gpg("gpg", "--batch", "--with-colons", "--list-secret-keys")
@@ -93,7 +94,7 @@ func WriteLookaside(dir, host, sigdir string) error {
 // lookaside configured in registriesD.
 func (r *Registry) PushSigned(src, name string, s *Signer, registriesD string) {
 	r.t.Helper()
-	args := []string{"--registries.d", registriesD, "copy", "--quiet", "--dest-tls-verify=false", "--sign-by", s.KeyID, src, "docker://" + r.Ref(name)}
+	args := []string{"--registries.d", registriesD, "copy", "--preserve-digests", "--quiet", "--dest-tls-verify=false", "--sign-by", s.KeyID, src, "docker://" + r.Ref(name)}
 	cmd := exec.Command("skopeo", args...)
 	cmd.Env = append(os.Environ(), "GNUPGHOME="+s.Home, "REGISTRY_AUTH_FILE=/nonexistent/bootc-test-auth.json")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -114,7 +114,11 @@ func Tools(dir string, names ...string) (string, error) {
 			return bin, nil
 		}
 	}
-	args := []string{"build", "-o", dir + "/"}
+	tags, err := buildTags()
+	if err != nil {
+		return "", err
+	}
+	args := []string{"build", "-tags", tags, "-o", dir + "/"}
 	for _, n := range names {
 		args = append(args, "gobootc.dev/tools/"+n)
 	}
@@ -204,4 +208,19 @@ func (s *Sysroot) BootOrder() string {
 		ids = append(ids, d.ID)
 	}
 	return strings.Join(ids, ",")
+}
+
+// buildTags reads the build tags the tools need (containers/image's) from the workspace, the same
+// list the Makefile uses.
+func buildTags() (string, error) {
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	work := strings.TrimSpace(string(out))
+	if err != nil || work == "" || work == "off" {
+		return "", fmt.Errorf("finding the workspace (go env GOWORK): %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(work), "tools/bootc-fetch/TAGS"))
+	if err != nil {
+		return "", fmt.Errorf("reading build tags: %w", err)
+	}
+	return strings.Join(strings.Fields(string(data)), ","), nil
 }

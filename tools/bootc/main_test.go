@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	// Unprivileged runs need to reach the binaries.
 	os.Chmod(dir, 0o755)
-	bin, err = sysroottest.Tools(dir, "bootc", "bootc-status", "bootc-install")
+	bin, err = sysroottest.Tools(dir, "bootc", "bootc-status", "bootc-install", "bootc-fetch", "bootc-stage", "bootc-finalize")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

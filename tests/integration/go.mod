@@ -2,6 +2,18 @@ module gobootc.dev/tests/integration
 
 go 1.26
 
-require gobootc.dev/lib v0.0.0
+require (
+	gobootc.dev/lib v0.0.0
+	golang.org/x/sys v0.46.0
+)
+
+require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/google/renameio/v2 v2.0.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
+	golang.org/x/text v0.14.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
 
 replace gobootc.dev/lib => ../../lib

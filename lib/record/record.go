@@ -129,24 +129,6 @@ func (f *FinalizeFailure) formatVersion() int {
 	return f.Version
 }
 
-// Read decodes the record at path into v, refusing unknown format versions.
-func Read(path string, v versioned) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading %s: %w", path, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("parsing %s: %w", path, err)
-	}
-	if got := v.formatVersion(); got < 1 || got > FormatVersion {
-		return fmt.Errorf("parsing %s: format version %d is not supported (this bootc reads 1 to %d)", path, got, FormatVersion)
-	}
-	return nil
-}
-
 // ReadJSON decodes an unversioned JSON file (such as the /usr overlay state) into v.
 func ReadJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
@@ -158,6 +140,17 @@ func ReadJSON(path string, v any) error {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read decodes the record at path into v, refusing unknown format versions.
+func Read(path string, v versioned) error {
+	if err := ReadJSON(path, v); err != nil {
+		return err
+	}
+	if got := v.formatVersion(); got < 1 || got > FormatVersion {
+		return fmt.Errorf("parsing %s: format version %d is not supported (this bootc reads 1 to %d)", path, got, FormatVersion)
 	}
 	return nil
 }

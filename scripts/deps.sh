@@ -21,7 +21,7 @@ PACKAGES=(
   podman skopeo runc netavark docker-registry mmdebstrap
   qemu-system-x86 qemu-utils ovmf
   dosfstools xfsprogs btrfs-progs e2fsprogs erofs-utils
-  gdisk fdisk util-linux parted
+  gdisk fdisk util-linux parted mtools grub-pc-bin grub2-common udev
   jq systemd gnupg curl busybox-static iptables
 )
 

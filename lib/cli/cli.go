@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -135,4 +137,30 @@ func IsTerminal(w io.Writer) bool {
 func NotBuilt(name string) {
 	fmt.Fprintf(os.Stderr, "%s: error: this step is not available in this build\n", name)
 	os.Exit(ExitFailure)
+}
+
+// DefaultLibexec is where `make install` puts the step tools.
+const DefaultLibexec = "/usr/libexec/bootc"
+
+// FindTool locates a step tool: $BOOTC_LIBEXEC_DIR, then next to the running binary (a build
+// tree or a custom install), then the install location, then $PATH.
+func FindTool(name string) (string, error) {
+	var dirs []string
+	if d := os.Getenv("BOOTC_LIBEXEC_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if self, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	dirs = append(dirs, DefaultLibexec)
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("step tool %s not found (looked in $BOOTC_LIBEXEC_DIR, next to this program, %s and $PATH)", name, DefaultLibexec)
 }

@@ -2,12 +2,19 @@ module gobootc.dev/tools/bootc-install
 
 go 1.26
 
-require gobootc.dev/lib v0.0.0
+require (
+	github.com/alecthomas/kong v1.17.0
+	github.com/google/renameio/v2 v2.0.2
+	gobootc.dev/lib v0.0.0
+	golang.org/x/sys v0.46.0
+)
 
 require (
-	github.com/alecthomas/kong v1.17.0 // indirect
-	golang.org/x/sys v0.46.0 // indirect
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/distribution/reference v0.6.0 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
 	golang.org/x/term v0.44.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace gobootc.dev/lib => ../../lib

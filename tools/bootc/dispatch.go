@@ -4,50 +4,24 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/layout"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 )
-
-// DefaultLibexec is where `make install` puts the step tools.
-const DefaultLibexec = "/usr/libexec/bootc"
 
 // env is what verbs need from the outside world.
 type env struct {
 	stdout, stderr io.Writer
 }
 
-// findTool locates a step tool: $BOOTC_LIBEXEC_DIR, then next to this binary (a build tree or a
-// custom install), then the install location, then $PATH.
-func findTool(name string) (string, error) {
-	var dirs []string
-	if d := os.Getenv("BOOTC_LIBEXEC_DIR"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if self, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(self))
-	}
-	dirs = append(dirs, DefaultLibexec)
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("step tool %s not found (looked in $BOOTC_LIBEXEC_DIR, next to bootc, %s and $PATH)", name, DefaultLibexec)
-}
-
 // exec replaces this process with the step tool, so its exit code, output and terminal handling
 // are the user's directly.
 func (e *env) exec(tool string, args []string) error {
-	path, err := findTool(tool)
+	path, err := cli.FindTool(tool)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func TestMutatingVerbsRefuse(t *testing.T) {
 	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "rollback"), "detected a container")
 	oneLineError(t, bootc(t, 0, []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + t.TempDir()}, "rollback"), "not deployed via bootc")
 	// Install is meant to run inside a container: only root is required.
-	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "install", "to-disk", "/dev/null"), "bootc-install: error: this step is not available")
+	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "install", "to-disk", "/dev/null"), "--source-imgref must be defined when not running in a podman container")
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/cli"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +78,7 @@ func (u *update) end() {
 
 // step runs a step tool with the lock handed down and decodes its --result into res.
 func (u *update) step(tool string, res any, args ...string) error {
-	path, err := findTool(tool)
+	path, err := cli.FindTool(tool)
 	if err != nil {
 		return err
 	}

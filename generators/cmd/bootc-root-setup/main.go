@@ -1,0 +1,100 @@
+// Command bootc-root-setup mounts the booted bootc deployment in the initramfs (`setup`) and
+// re-applies its read-only mounts on the booted host (`remount`); see package rootsetup for the
+// mount sequence. It uses the standard library only and is built static for the initramfs.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"gobootc.dev/generators/rootsetup"
+	"gobootc.dev/lib/layout"
+)
+
+const usage = `usage: bootc-root-setup setup [--sysroot DIR] [--staging DIR] [--run-dir DIR] [--cmdline FILE]
+       bootc-root-setup remount [--root DIR] [--sysroot DIR]
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "bootc-root-setup: error: %v\n", err)
+		if errors.Is(err, errSetup) {
+			fmt.Fprintln(os.Stderr, "bootc-root-setup: the deployment cannot be booted; choose another boot entry (the previous deployment) in the boot menu")
+		}
+		os.Exit(1)
+	}
+}
+
+var errSetup = errors.New("setting up the deployment root failed")
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("no subcommand\n%s", usage)
+	}
+	fset := flag.NewFlagSet("bootc-root-setup "+args[0], flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	sysroot := fset.String("sysroot", layout.DefaultSysroot, "where the physical root is mounted")
+	switch args[0] {
+	case "setup":
+		staging := fset.String("staging", rootsetup.DefaultStaging, "empty directory outside the sysroot to assemble the deployment in")
+		runDir := fset.String("run-dir", layout.DefaultRunDir, "directory that receives booted.json")
+		cmdlinePath := fset.String("cmdline", "/proc/cmdline", "kernel command line to read "+layout.DeploymentKarg+"= from")
+		if err := parse(fset, args[1:]); err != nil {
+			return err
+		}
+		text, err := os.ReadFile(*cmdlinePath)
+		if err != nil {
+			return fmt.Errorf("reading the kernel command line: %w", err)
+		}
+		sr, id, err := rootsetup.DeploymentFromCmdline(string(text))
+		if err != nil {
+			return fmt.Errorf("%w: %w", errSetup, err)
+		}
+		fmt.Fprintf(out, "bootc-root-setup: setting up deployment %s\n", layout.DeploymentKargValue(sr, id))
+		err = rootsetup.Setup(rootsetup.Kernel{}, rootsetup.Config{
+			Sysroot: *sysroot, Staging: *staging, Run: *runDir, Stateroot: sr, ID: id, Log: prefixed{out},
+		})
+		if err != nil {
+			return fmt.Errorf("%w: %w", errSetup, err)
+		}
+		return nil
+	case "remount":
+		root := fset.String("root", "/", "the booted deployment's root")
+		if err := parse(fset, args[1:]); err != nil {
+			return err
+		}
+		changed, err := rootsetup.Remount(rootsetup.Kernel{}, *root, *sysroot)
+		for _, p := range changed {
+			fmt.Fprintf(out, "bootc-root-setup: made %s read-only again\n", p)
+		}
+		return err
+	case "-h", "--help", "help":
+		fmt.Fprint(out, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown subcommand %q\n%s", args[0], usage)
+	}
+}
+
+func parse(fset *flag.FlagSet, args []string) error {
+	if err := fset.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w\n%s", fset.Name(), err, usage)
+	}
+	if fset.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q\n%s", fset.Name(), fset.Arg(0), usage)
+	}
+	return nil
+}
+
+// prefixed writes each progress line with the command's name, so the console says who spoke.
+type prefixed struct{ w io.Writer }
+
+func (p prefixed) Write(b []byte) (int, error) {
+	if _, err := fmt.Fprintf(p.w, "bootc-root-setup: %s", b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

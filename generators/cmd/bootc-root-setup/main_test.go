@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "no subcommand"},
+		{[]string{"mount"}, `unknown subcommand "mount"`},
+		{[]string{"setup", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"remount", "extra"}, `unexpected argument "extra"`},
+		{[]string{"setup", "--cmdline", "/nonexistent/cmdline"}, "reading the kernel command line"},
+	}
+	for _, tc := range tests {
+		err := run(tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	cmdline := filepath.Join(t.TempDir(), "cmdline")
+	os.WriteFile(cmdline, []byte("root=/dev/vda rw\n"), 0o644)
+	err := run([]string{"setup", "--cmdline", cmdline}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "no bootc.deployment= kernel argument") {
+		t.Errorf("no karg: got %v", err)
+	}
+}
+
+// realMounts runs the built command against an ext4 file system on a loop device, in a private
+// mount namespace, the way the initramfs and the booted host run it.
+const realMounts = `
+set -eu
+T=$1 BIN=$2
+mount --make-rprivate /
+mkdir -p $T/sysroot
+truncate -s 64M $T/disk.img
+mkfs.ext4 -q $T/disk.img
+L=$(losetup -f --show $T/disk.img)
+trap 'umount -R $T/sysroot 2>/dev/null; losetup -d $L' EXIT
+mount $L $T/sysroot
+D=$T/sysroot/bootc/deploy/default/abc.0
+mkdir -p $D/usr/etc $D/usr/bin
+echo sample >$D/usr/etc/hostname
+# As sysroot.mount does without rw on the kernel command line.
+mount -o remount,ro $T/sysroot
+echo "root=/dev/vda bootc.deployment=default/abc.0" >$T/cmdline
+$BIN setup --sysroot $T/sysroot --staging $T/staging --run-dir $T/run --cmdline $T/cmdline
+echo "booted: $(tr -d ' \n' <$T/run/booted.json)"
+for p in $T/sysroot $T/sysroot/usr $T/sysroot/sysroot $T/sysroot/etc $T/sysroot/var; do
+  if touch $p/probe 2>/dev/null; then echo "writable: ${p#$T}"; else echo "read-only: ${p#$T}"; fi
+done
+echo "hostname: $(cat $T/sysroot/etc/hostname)"
+# As systemd-remount-fs does with rw on the kernel command line.
+mount -o remount,rw $T/sysroot
+touch $T/sysroot/probe && echo "after remount-fs: / writable"
+$BIN remount --root $T/sysroot --sysroot $T/sysroot/sysroot
+touch $T/sysroot/probe2 2>/dev/null || echo "after remount: / read-only"
+touch $T/sysroot/etc/probe2 && echo "after remount: /etc writable"
+`
+
+func TestRealMounts(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, tool := range []string{"unshare", "losetup", "mkfs.ext4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bootc-root-setup")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("unshare", "--mount", "sh", "-c", realMounts, "sh", dir, bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"remounting the physical root",
+		"first boot of default/abc.0: copying usr/etc",
+		`booted: {"version":1,"stateroot":"default","id":"abc.0"}`,
+		"read-only: /sysroot\n",
+		"read-only: /sysroot/usr\n",
+		"read-only: /sysroot/sysroot\n",
+		"writable: /sysroot/etc\n",
+		"writable: /sysroot/var\n",
+		"hostname: sample\n",
+		"after remount-fs: / writable",
+		"made " + dir + "/sysroot read-only again",
+		"after remount: / read-only",
+		"after remount: /etc writable",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

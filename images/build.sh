@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# build.sh [v1|v2]: builds the sample bootable image localhost/bootc-sample:v1 and, for v2 (the
+# default), also localhost/bootc-sample:v2 derived from it. No registry is involved.
+#
+# The Debian base comes from mmdebstrap (base.sh) and is cached as a tarball in
+# $BOOTC_TEST_CACHE (default /var/cache/bootc-test), keyed by a hash of packages.txt, base.sh
+# and prepare-kernel.sh; its `podman import` is kept as localhost/bootc-sample-base:<key>, and
+# bases with other keys are pruned. The project's tools come from
+# `make install DESTDIR=<context>/rootfs`. An image whose build context (contents, not times) is
+# unchanged is not rebuilt, so its digest stays the same across runs. Every build step runs with
+# runc and without a network. Set BOOTC_SAMPLE_IMAGE to build under another name.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+cache=${BOOTC_TEST_CACHE:-/var/cache/bootc-test}
+image=${BOOTC_SAMPLE_IMAGE:-localhost/bootc-sample}
+target=${1:-v2}
+
+die() { echo "build.sh: error: $*" >&2; exit 1; }
+say() { echo "build.sh: $*" >&2; }
+case $target in v1 | v2) ;; *) die "unknown target \"$target\" (want v1 or v2)" ;; esac
+[[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap and rootful podman)"
+for t in podman mmdebstrap make go sha256sum; do
+  command -v "$t" >/dev/null || die "$t not installed (run scripts/deps.sh)"
+done
+
+mkdir -p "$cache"
+# One build at a time per cache: two would race on the tarball and the tags.
+exec 9>"$cache/build.lock"
+flock 9
+
+start=$SECONDS
+key=$(cat "$here/packages.txt" "$here/base.sh" "$here/prepare-kernel.sh" | sha256sum | cut -c1-16)
+tarball=$cache/base-$key.tar
+if [[ ! -s $tarball ]]; then
+  say "building the base with mmdebstrap (key $key)"
+  t0=$SECONDS
+  rm -f "$tarball.tmp"
+  "$here/base.sh" "$here/packages.txt" "$tarball.tmp" >"$cache/base-$key.log" 2>&1 ||
+    { tail -n 30 "$cache/base-$key.log" >&2; die "mmdebstrap failed (log: $cache/base-$key.log)"; }
+  mv -f "$tarball.tmp" "$tarball"
+  say "base tarball built in $((SECONDS - t0))s: $(du -h "$tarball" | cut -f1)"
+fi
+base=localhost/bootc-sample-base:$key
+for old in "$cache"/base-*.tar; do
+  [[ -e $old && $old != "$tarball" ]] || continue
+  rm -f "$old" "${old%.tar}.log"
+  say "pruned $old"
+done
+podman images --format '{{.Repository}}:{{.Tag}}' localhost/bootc-sample-base | while read -r old; do
+  [[ $old == "$base" ]] || podman rmi "$old" >/dev/null 2>&1 || true
+done
+if ! podman image exists "$base"; then
+  podman import -q "$tarball" "$base" >/dev/null || die "podman import $tarball"
+  say "imported $base"
+fi
+
+ctx=$(mktemp -d /tmp/bootc-sample.XXXXXX)
+trap 'rm -rf "$ctx"' EXIT
+if ! make -s -C "$repo" install DESTDIR="$ctx/rootfs" >"$ctx/make.log" 2>&1; then
+  # A tool that does not build must not block the boot tests: it is replaced by a stub that
+  # says so, loudly here and in the image.
+  tail -n 5 "$ctx/make.log" >&2
+  say "WARNING: make install failed; building the tools one by one"
+  rm -rf "$ctx/rootfs" "$ctx/bin"
+  mkdir -p "$ctx/bin"
+  for t in $(sed -n 's/^TOOLS *:= *//p' "$repo/Makefile" | sed 's/$(STEPS)//') \
+    $(sed -n 's/^STEPS *:= *//p' "$repo/Makefile"); do
+    if ! (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/bin/$t" "./tools/$t") >>"$ctx/make.log" 2>&1; then
+      say "WARNING: $t does not build; the image gets a stub"
+      printf '#!/bin/sh\necho "%s: not built into this image (it did not compile)" >&2\nexit 1\n' "$t" >"$ctx/bin/$t"
+      chmod 0755 "$ctx/bin/$t"
+    fi
+  done
+  make -s -C "$repo" -o build install OUT="$ctx/bin" DESTDIR="$ctx/rootfs" >>"$ctx/make.log" 2>&1 ||
+    { tail -n 30 "$ctx/make.log" >&2; die "make install failed"; }
+fi
+# The boot path's pieces, for as long as `make install` does not install them itself.
+setup=$ctx/rootfs/usr/libexec/bootc/bootc-root-setup
+if [[ ! -x $setup ]]; then
+  (cd "$repo/generators" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$setup" ./cmd/bootc-root-setup) ||
+    die "building bootc-root-setup"
+fi
+dracutdir=$ctx/rootfs/usr/lib/dracut/modules.d/51bootc
+if [[ ! -f $dracutdir/module-setup.sh ]]; then
+  install -d "$dracutdir"
+  install -m 0755 "$repo"/dracut/51bootc/module-setup.sh "$dracutdir/"
+fi
+cp -a "$here/files" "$here/finish.sh" "$ctx/"
+
+# tree_hash DIR FILE...: a digest of a build context (names, types, modes, owners, contents,
+# not times) plus the extra files and words given, to skip a build that would change nothing.
+tree_hash() {
+  local dir=$1
+  shift
+  {
+    (cd "$dir" && find . -printf '%p %y %m %U %G %l\n' | LC_ALL=C sort &&
+      find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+    printf '%s\n' "$@"
+  } | sha256sum | cut -c1-16
+}
+
+build() { # build TAG CONTAINERFILE CONTEXT HASH [ARGS...]
+  local tag=$1 file=$2 dir=$3 hash=$4 t0=$SECONDS
+  shift 4
+  if [[ $(podman image inspect -f '{{index .Labels "bootc.sample.context"}}' "$tag" 2>/dev/null) == "$hash" ]]; then
+    say "$tag is up to date"
+    return 0
+  fi
+  podman build -q --runtime runc --network none -f "$file" -t "$tag" --label bootc.sample.context="$hash" "$@" "$dir" \
+    >"$ctx/build.log" 2>&1 || { tail -n 40 "$ctx/build.log" >&2; die "podman build of $tag failed"; }
+  say "built $tag in $((SECONDS - t0))s: $(podman image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.0f MiB", $1 / 1048576 }')"
+}
+
+build "$image:v1" "$here/Containerfile" "$ctx" "$(tree_hash "$ctx" "$(cat "$here/Containerfile")" "$base")" \
+  --build-arg BASE="$base"
+if [[ $target == v2 ]]; then
+  build "$image:v2" "$here/Containerfile.v2" "$here/v2" \
+    "$(tree_hash "$here/v2" "$(cat "$here/Containerfile.v2")" "$(podman image inspect -f '{{.Id}}' "$image:v1")")" \
+    --build-arg FROM="$image:v1"
+fi
+say "done in $((SECONDS - start))s"

@@ -386,3 +386,61 @@ func TestLockBusy(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", o.code, o.stderr)
 	}
 }
+
+// boundImageFiles declares one bound image, as an image would.
+func boundImageFiles() []dt.File {
+	return []dt.File{
+		dt.D("usr/share"), dt.D("usr/share/containers"), dt.D("usr/share/containers/systemd"),
+		dt.F("usr/share/containers/systemd/app.image", "[Image]\nImage=registry.example/app:1\n"),
+		dt.D("usr/lib/bootc/bound-images.d"),
+		{Path: "usr/lib/bootc/bound-images.d/app.image", Link: "/usr/share/containers/systemd/app.image"},
+	}
+}
+
+// fakeBoundImages puts a bootc-bound-images in the tool directory that records its arguments
+// and whether it inherited the lock, and exits with code.
+func fakeBoundImages(t *testing.T, code int) string {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\necho \"$* lock=${BOOTC_LOCK_FD:+inherited}\" >>" + log + "\nexit " + string(rune('0'+code)) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "bootc-bound-images"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BOOTC_LIBEXEC_DIR", dir)
+	return log
+}
+
+func TestBoundImagesStoredBeforeStaging(t *testing.T) {
+	e := newEnv(t)
+	log := fakeBoundImages(t, 0)
+	plain := dt.Fetch(t, e.r, "1", dt.OS("k1", "i1"))
+	e.mustStage(t, "--image", plain.ManifestDigest)
+	if exists(log) {
+		t.Fatalf("an image declaring no bound images ran bootc-bound-images: %s", read(t, log))
+	}
+	bound := dt.Fetch(t, e.r, "2", append(dt.OS("k2", "i2"), boundImageFiles()...))
+	o := e.mustStage(t, "--image", bound.ManifestDigest)
+	want := "--sysroot " + e.r.Phys + " sync --deployment " + sr + "/" + o.res.ID + " lock=inherited\n"
+	if got := read(t, log); got != want {
+		t.Errorf("bootc-bound-images calls:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestBoundImagesFailureStagesNothing(t *testing.T) {
+	e := newEnv(t)
+	fakeBoundImages(t, 1)
+	bound := dt.Fetch(t, e.r, "1", append(dt.OS("k1", "i1"), boundImageFiles()...))
+	o := e.run(t, "--no-arm", "--image", bound.ManifestDigest)
+	if o.code == 0 {
+		t.Fatalf("stage succeeded although the bound images could not be stored\n%s", o.stdout)
+	}
+	if !strings.Contains(o.stderr, "storing the bound images of deployment") {
+		t.Errorf("stderr: %s", o.stderr)
+	}
+	if _, err := record.ReadStaged(e.r); err == nil {
+		t.Error("a staged record was written")
+	}
+	if ids := e.deployments(t); len(ids) != 0 {
+		t.Errorf("deployments left behind: %v", ids)
+	}
+}

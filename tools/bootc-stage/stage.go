@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/opencontainers/go-digest"
 
+	"gobootc.dev/lib/boundimage"
 	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/deploy"
 	"gobootc.dev/lib/gc"
@@ -86,7 +88,8 @@ func (r *Result) JSON() ([]byte, error) {
 }
 
 // Run stages the image. Step order: lock; compare with the staged and booted deployments
-// (staging either again changes nothing); build the deployment (lib/deploy); write the staged
+// (staging either again changes nothing); build the deployment (lib/deploy); store the bound
+// images it declares (bootc-bound-images), so they are there when it boots; write the staged
 // record; start the finalize unit; announce (status stamp, reboot-required, journal); collect
 // garbage, which also removes the deployment this one replaced.
 func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
@@ -153,6 +156,10 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.boundImages(ctx, r, l, d, out, errOut); err != nil {
+		discard(r, d)
+		return nil, err
+	}
 	staged := &record.Staged{Version: record.FormatVersion, Stateroot: d.Stateroot, ID: d.ID, DownloadOnly: c.DownloadOnly, Created: d.Created}
 	if err := record.Write(r.Staged(), staged); err != nil {
 		discard(r, d)
@@ -182,6 +189,31 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	}
 	c.collect(ctx, r, res, out, errOut)
 	return res, nil
+}
+
+// BoundImagesTool pulls the bound images a deployment declares into bootc's storage.
+const BoundImagesTool = "bootc-bound-images"
+
+// boundImages runs `bootc-bound-images sync` for a new deployment that declares bound images,
+// handing it the writer lock. Deployments declaring none never need the tool (nor podman).
+func (c *CLI) boundImages(ctx context.Context, r layout.Root, l *lock.Lock, d *record.Deployment, out, errOut io.Writer) error {
+	has, err := boundimage.Declares(r.Deployment(d.Stateroot, d.ID))
+	if err != nil || !has {
+		return err
+	}
+	tool, err := cli.FindTool(BoundImagesTool)
+	if err != nil {
+		return fmt.Errorf("deployment %s declares bound images: %w", d.ID, err)
+	}
+	cmd := exec.CommandContext(ctx, tool, "--sysroot", r.Phys, "sync", "--deployment", layout.DeploymentKargValue(d.Stateroot, d.ID))
+	cmd.Env = append(os.Environ(), "BOOTC_RUN_DIR="+r.Run)
+	cmd.Stdout, cmd.Stderr = out, errOut
+	l.Handoff(cmd)
+	if err := cmd.Run(); err != nil {
+		// The tool has said why on stderr.
+		return fmt.Errorf("storing the bound images of deployment %s: %s: %w", d.ID, BoundImagesTool, err)
+	}
+	return nil
 }
 
 // stagedDeployment returns the staged record and its deployment, or nils. status knows them

@@ -119,7 +119,13 @@ func (c *PassCmd) Run(k *kong.Context, e *env) error {
 
 func (c *ContainerLintCmd) Run(e *env) error { return notBuilt("container lint", "image linter") }
 
-func (c *ImageListCmd) Run(e *env) error { return notBuilt("image list", "bootc-bound-images") }
+// Run hands the listing to bootc-bound-images, which owns both kinds of image it shows.
+func (c *ImageListCmd) Run(top *CLI, e *env) error {
+	return e.exec("bootc-bound-images", []string{
+		"--sysroot", top.Sysroot, "--run-dir", top.RunDir, "--cmdline", top.Cmdline,
+		"list", "--type", c.Type, "--format", c.Format,
+	})
+}
 
 func (c *ImageCopyToStorageCmd) Run(e *env) error {
 	return notBuilt("image copy-to-storage", "bootc-fetch")

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	// Unprivileged runs need to reach the binaries.
 	os.Chmod(dir, 0o755)
-	bin, err = sysroottest.Tools(dir, "bootc", "bootc-status", "bootc-install", "bootc-fetch", "bootc-stage", "bootc-finalize")
+	bin, err = sysroottest.Tools(dir, "bootc", "bootc-status", "bootc-install", "bootc-fetch", "bootc-stage", "bootc-finalize", "bootc-bound-images")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -225,5 +225,33 @@ func TestStatusFormatsAgreeConcurrently(t *testing.T) {
 		if r.code != 0 || r.stdout != js.stdout {
 			t.Errorf("reader %d: exit %d, output differs: %s%s", i, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+func TestImageList(t *testing.T) {
+	s := sysroottest.New(t)
+	s.Deploy("b1", "1")
+	s.Entries("b1")
+	s.Boot("b1")
+	root := s.Root.Deployment("default", "b1")
+	sysroottest.Files(t, root, map[string]string{
+		"usr/share/containers/systemd/a.container": "[Container]\nImage=quay.io/org/a:1\n",
+		"usr/lib/bootc/bound-images.d/":            "",
+	})
+	if err := os.Symlink("/usr/share/containers/systemd/a.container", filepath.Join(root, "usr/lib/bootc/bound-images.d/a.container")); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"BOOTC_SYSROOT=" + s.Root.Phys, "BOOTC_RUN_DIR=" + s.Root.Run}
+	r := bootc(t, -1, env, "image", "list", "--type", "logical", "--format", "json")
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil {
+		t.Fatalf("bootc image list: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(rows) != 1 || rows[0]["image_type"] != "logical" || rows[0]["image"] != "quay.io/org/a:1" {
+		t.Errorf("bootc image list --type logical --format json: %v", rows)
+	}
+	r = bootc(t, -1, env, "image", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "REPOSITORY") || !strings.Contains(r.stdout, "quay.io/org/a:1  logical") {
+		t.Errorf("bootc image list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/containers/podman/v5/pkg/bindings/images"
+
+	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
+	"gobootc.dev/lib/status"
+)
+
+// keptDeployments are the deployments whose bound images stay: booted, staged, rollback, every
+// deployment a boot entry names, and pinned ones. On a root that is not booted through bootc
+// (an installed disk, a test root) nothing says which will boot, so every deployment is kept.
+func keptDeployments(r layout.Root, cmdline string) ([]*record.Deployment, error) {
+	st, err := status.Load(status.Options{Root: r, Cmdline: cmdline})
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployments: %w", err)
+	}
+	if st.Booted == nil {
+		return record.ListDeployments(r)
+	}
+	seen := map[*record.Deployment]bool{}
+	var kept []*record.Deployment
+	add := func(d *status.Deployment) {
+		if d != nil && !seen[d.Deployment] {
+			seen[d.Deployment] = true
+			kept = append(kept, d.Deployment)
+		}
+	}
+	add(st.Booted)
+	add(st.Staged)
+	add(st.Rollback)
+	for _, d := range st.BootOrder {
+		add(d)
+	}
+	for _, d := range st.Others {
+		if d.Pinned {
+			add(d)
+		}
+	}
+	return kept, nil
+}
+
+// hasImages reports whether a containers-storage holds any image, without starting podman.
+func hasImages(storage string) (bool, error) {
+	data, err := os.ReadFile(filepath.Join(storage, "overlay-images", "images.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(data, &list); err != nil {
+		// Unreadable here does not mean empty: let podman decide.
+		return true, nil
+	}
+	return len(list) > 0, nil
+}
+
+// gc removes every image of bootc's storage that no kept deployment declares. Step order:
+// decide the declared images from the records and deployment roots (a declaration that cannot
+// be read aborts before anything is removed); lock; start the service; resolve each declared
+// reference to an image id there; remove the other images.
+func (c *CLI) gc(ctx context.Context, out, errOut io.Writer) error {
+	r, l, err := c.writer(ctx, "bound-images gc", errOut)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	kept, err := keptDeployments(r, c.Cmdline)
+	if err != nil {
+		return err
+	}
+	var declared []string
+	for _, d := range kept {
+		decl, err := boundimage.Read(r.Deployment(d.Stateroot, d.ID))
+		if err != nil {
+			return fmt.Errorf("deployment %s/%s: %w", d.Stateroot, d.ID, err)
+		}
+		for _, im := range decl {
+			declared = append(declared, im.Image)
+		}
+	}
+	present, err := hasImages(r.BoundStorage())
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", r.BoundStorage(), err)
+	}
+	if !present {
+		fmt.Fprintln(out, "Bound images: nothing to remove.")
+		return nil
+	}
+	svc, err := startService(ctx, serviceOptions{Podman: c.Podman, Root: r.BoundStorage(), Private: true, Env: serviceEnv("")})
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+
+	keep := map[string]bool{}
+	for _, ref := range declared {
+		ok, err := images.Exists(svc.Conn, ref, nil)
+		if err != nil {
+			return fmt.Errorf("bound image %s: %w", ref, err)
+		}
+		if !ok {
+			continue
+		}
+		info, err := images.GetImage(svc.Conn, ref, nil)
+		if err != nil {
+			return fmt.Errorf("bound image %s: %w", ref, err)
+		}
+		keep[info.ID] = true
+	}
+	list, err := images.List(svc.Conn, new(images.ListOptions).WithAll(true))
+	if err != nil {
+		return fmt.Errorf("listing bootc's images: %w", err)
+	}
+	var remove []string
+	names := map[string][]string{}
+	for _, im := range list {
+		if !keep[im.ID] {
+			remove = append(remove, im.ID)
+			names[im.ID] = im.Names
+		}
+	}
+	sort.Strings(remove)
+	verb := "Removed"
+	if c.GC.DryRun {
+		verb = "Would remove"
+	} else if len(remove) > 0 {
+		// Forced: an image with several names is refused otherwise. Nothing runs from this
+		// storage (containers using it as an additional store live in their own).
+		_, errs := images.Remove(svc.Conn, remove, new(images.RemoveOptions).WithForce(true))
+		if len(errs) > 0 {
+			return fmt.Errorf("removing bound images: %w", oneLine(errors.Join(errs...)))
+		}
+	}
+	for _, id := range remove {
+		fmt.Fprintf(out, "%s bound image %s %v\n", verb, shortID(id), names[id])
+	}
+	fmt.Fprintf(out, "Bound images: %d kept, %d %s.\n", len(list)-len(remove), len(remove), map[bool]string{true: "to remove", false: "removed"}[c.GC.DryRun])
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/host"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
+	"gobootc.dev/lib/status"
+)
+
+// Row is one image of `list`, in upstream bootc's JSON shape.
+type Row struct {
+	Type  string `json:"image_type"` // "host" or "logical"
+	Image string `json:"image"`
+}
+
+// list prints the host images (those bootc fetched into its store) and the logical ones (the
+// bound images the booted deployment declares). It reads files only: no lock, no podman.
+func (c *CLI) list(out io.Writer) error {
+	r := c.Layout()
+	var rows []Row
+	if c.List.Type != "logical" {
+		host, err := hostImages(r)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, host...)
+	}
+	if c.List.Type != "host" {
+		root, err := c.listRoot(r)
+		if err != nil {
+			return err
+		}
+		decl, err := boundimage.Read(root)
+		if err != nil {
+			return err
+		}
+		for _, d := range decl {
+			rows = append(rows, Row{Type: "logical", Image: d.Image})
+		}
+	}
+	if c.List.Format == "json" {
+		if rows == nil {
+			rows = []Row{}
+		}
+		data, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s\n", data)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTYPE")
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", row.Image, row.Type)
+	}
+	return tw.Flush()
+}
+
+// listRoot is the root whose declarations are the logical images: --root, else the booted
+// deployment, else / (a container build, a host not booted through bootc).
+func (c *CLI) listRoot(r layout.Root) (string, error) {
+	if c.List.Root != "" {
+		return c.List.Root, nil
+	}
+	st, err := status.Load(status.Options{Root: r, Cmdline: c.Cmdline})
+	if err != nil {
+		return "", fmt.Errorf("reading the deployments: %w", err)
+	}
+	if st.Booted != nil {
+		return r.Deployment(st.Booted.Stateroot, st.Booted.ID), nil
+	}
+	return "/", nil
+}
+
+// hostImages lists the images fetched into bootc's store, by the reference they came from.
+func hostImages(r layout.Root) ([]Row, error) {
+	entries, err := os.ReadDir(r.Images())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing host images: %w", err)
+	}
+	seen := map[string]bool{}
+	var rows []Row
+	for _, e := range entries {
+		dg, ok := strings.CutPrefix(e.Name(), "sha256-")
+		if !e.IsDir() || !ok {
+			continue
+		}
+		f, err := record.ReadFetchedImage(r, "sha256:"+dg)
+		if errors.Is(err, record.ErrNotFound) {
+			continue // an interrupted fetch
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := f.Image.Ref.Image
+		if name == "" {
+			name = f.Image.ManifestDigest
+		} else if t := f.Image.Ref.Transport; t != "" && t != host.TransportRegistry {
+			name = t + ":" + name
+		}
+		if !seen[name] {
+			seen[name] = true
+			rows = append(rows, Row{Type: "host", Image: name})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Image < rows[j].Image })
+	return rows, nil
+}

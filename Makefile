@@ -42,6 +42,7 @@ build:
 	@mkdir -p $(OUT)
 	@for t in $(TOOLS); do $(GOBUILD) -o $(OUT)/$$t ./tools/$$t || exit 1; done
 	@$(GOBUILD) -o $(OUT)/bootc-root-setup ./generators/cmd/bootc-root-setup
+	@$(GOBUILD) -o $(OUT)/bootc-systemd-generator ./generators/cmd/bootc-systemd-generator
 
 vet:
 	$(GO) vet $(PKGS)
@@ -60,6 +61,7 @@ install: build
 	install -m 0755 $(OUT)/bootc $(DESTDIR)$(BINDIR)/bootc
 	for t in $(STEPS) bootc-root-setup; do install -m 0755 $(OUT)/$$t $(DESTDIR)$(LIBEXEC)/$$t; done
 	install -m 0755 dracut/51bootc/module-setup.sh $(DESTDIR)$(DRACUTDIR)/
+	install -m 0755 $(OUT)/bootc-systemd-generator $(DESTDIR)$(GENDIR)/bootc-systemd-generator
 	install -d $(DESTDIR)$(UNITDIR)/local-fs.target.wants
 	ln -sfn ../bootc-remount.service $(DESTDIR)$(UNITDIR)/local-fs.target.wants/bootc-remount.service
 	find units -maxdepth 1 -type f \( -name '*.service' -o -name '*.timer' -o -name '*.path' -o -name '*.target' \) \

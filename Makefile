@@ -62,6 +62,7 @@ install: build
 	for t in $(STEPS) bootc-root-setup; do install -m 0755 $(OUT)/$$t $(DESTDIR)$(LIBEXEC)/$$t; done
 	install -m 0755 dracut/51bootc/module-setup.sh $(DESTDIR)$(DRACUTDIR)/
 	install -m 0755 $(OUT)/bootc-systemd-generator $(DESTDIR)$(GENDIR)/bootc-systemd-generator
+	install -D -m 0644 units/90-bootc-offline-update.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/90-bootc-offline-update.rules
 	install -d $(DESTDIR)$(UNITDIR)/local-fs.target.wants
 	ln -sfn ../bootc-remount.service $(DESTDIR)$(UNITDIR)/local-fs.target.wants/bootc-remount.service
 	find units -maxdepth 1 -type f \( -name '*.service' -o -name '*.timer' -o -name '*.path' -o -name '*.target' \) \

@@ -157,3 +157,13 @@ func inheritedFiles() []*os.File {
 	}
 	return files
 }
+
+// Private makes sure this process runs in a mount namespace of its own, re-executing it in one
+// if need be (and then not returning), so that what it mounts is seen by nobody else and goes
+// away when it exits.
+func Private() error {
+	if os.Getenv(envUnshared) == "1" {
+		return nil
+	}
+	return reexec()
+}

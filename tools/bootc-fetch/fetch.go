@@ -100,7 +100,12 @@ func (c *CLI) target(root layout.Root) (*target, error) {
 		if t.booted == nil {
 			return nil, fmt.Errorf("%w: no IMAGE given and no booted deployment whose image to fetch", ErrNothingToFetch)
 		}
+		// The host tracks what spec.image says: the staged deployment's image when there is one
+		// (a switch not yet booted), else the booted one's.
 		own := t.booted.Image.Ref
+		if t.staged != nil {
+			own = t.staged.Image.Ref
+		}
 		if t.ref, err = imgref.Parse(own.Transport, own.Image); err != nil {
 			return nil, fmt.Errorf("booted deployment's image: %w", err)
 		}

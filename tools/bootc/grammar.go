@@ -21,6 +21,8 @@ type CLI struct {
 	Install    PassCmd       `cmd:"" passthrough:"" help:"Install an image to a disk or filesystem (see bootc install --help)."`
 	Container  ContainerCmd  `cmd:"" help:"Operations run while building a bootable container image."`
 	Image      ImageCmd      `cmd:"" help:"Operations on the images bootc stores."`
+
+	OfflineUpdate OfflineUpdateCmd `cmd:"" hidden:"" help:"Update from an OCI layout on a removable filesystem (run by udev through bootc-offline-update@.service)."`
 }
 
 // PassCmd hands everything after the verb to the verb's step tool.

@@ -95,3 +95,23 @@ func lastLine(b []byte) []byte {
 	}
 	return b
 }
+
+// run runs another step tool under the install's lock; its output is the user's.
+func (f *fetcher) run(ctx context.Context, tool string, args ...string) error {
+	path, err := cli.FindTool(tool)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdout, cmd.Stderr = f.stdout, f.stderr
+	cmd.Env = os.Environ()
+	f.lock.Handoff(cmd)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &cli.ExitError{Code: ee.ExitCode(), Err: errors.New("")}
+		}
+		return fmt.Errorf("running %s: %w", tool, err)
+	}
+	return nil
+}

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		bin, err := sysroottest.Tools(dir, "bootc-fetch")
+		bin, err := sysroottest.Tools(dir, "bootc-fetch", "bootc-bound-images")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.RemoveAll(dir)

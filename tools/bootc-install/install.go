@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/boundimage"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -124,7 +125,6 @@ func (in *installer) install(ctx context.Context, t *target) (*record.Deployment
 			return nil, err
 		}
 	}
-	e.logf("Bound images (--bound-images %s): not copied by this version; they are fetched after the first boot", in.c.BoundImages)
 
 	s, err := store.Open(r.Store())
 	if err != nil {
@@ -147,6 +147,9 @@ func (in *installer) install(ctx context.Context, t *target) (*record.Deployment
 		return nil, err
 	}
 	deployRoot := r.Deployment(d.Stateroot, d.ID)
+	if err := in.boundImages(ctx, f, deployRoot); err != nil {
+		return nil, err
+	}
 	if err := writeEtc(r, d, t, in.keys); err != nil {
 		return nil, err
 	}
@@ -358,4 +361,22 @@ func (in *installer) writeBoot(ctx context.Context, r layout.Root, d *record.Dep
 		}
 	}
 	return nil
+}
+
+// HostStorage is the host's container storage, mounted into the install container; with
+// --bound-images stored the bound images are copied from it.
+var HostStorage = "/var/lib/containers/storage"
+
+// boundImages puts the images the deployment binds into the new root's bootc storage, so they
+// are there on the first boot: copied from the host's storage (stored) or pulled (pull).
+func (in *installer) boundImages(ctx context.Context, f *fetcher, deployRoot string) error {
+	declared, err := boundimage.Declares(deployRoot)
+	if err != nil || !declared {
+		return err
+	}
+	args := []string{"--sysroot", f.r.Phys, "--run-dir", f.tmp, "sync", "--root", deployRoot}
+	if in.c.BoundImages == "stored" {
+		args = append(args, "--from-storage", HostStorage)
+	}
+	return f.run(ctx, "bootc-bound-images", args...)
 }

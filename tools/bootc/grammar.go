@@ -119,8 +119,6 @@ func (c *PassCmd) Run(k *kong.Context, e *env) error {
 	return e.exec(tool, c.Args)
 }
 
-func (c *ContainerLintCmd) Run(e *env) error { return notBuilt("container lint", "image linter") }
-
 // Run hands the listing to bootc-bound-images, which owns both kinds of image it shows.
 func (c *ImageListCmd) Run(top *CLI, e *env) error {
 	return e.exec("bootc-bound-images", []string{

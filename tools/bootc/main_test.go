@@ -119,7 +119,7 @@ func TestMutatingVerbsRefuse(t *testing.T) {
 		})
 	}
 	oneLineError(t, bootc(t, nobody, nil, "install", "to-disk", "/dev/null"), "must be run as root")
-	oneLineError(t, bootc(t, -1, nil, "container", "lint"), "not available in this build")
+	oneLineError(t, bootc(t, -1, nil, "image", "copy-to-storage"), "not available in this build")
 	oneLineError(t, bootc(t, nobody, []string{"BOOTC_SKIP_CONTAINER_CHECK=1"}, "rollback"), "must be run as root")
 	oneLineError(t, bootc(t, 0, []string{"container=podman"}, "rollback"), "detected a container")
 	oneLineError(t, bootc(t, 0, []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + t.TempDir()}, "rollback"), "not deployed via bootc")

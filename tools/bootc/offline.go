@@ -46,8 +46,8 @@ func (c *OfflineUpdateCmd) Run(top *CLI, e *env) error {
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
 	}
-	if err := unix.Mount(c.Device, mnt, c.fsType(), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mounting %s read-only: %w", c.Device, err)
+	if err := c.mountStick(mnt); err != nil {
+		return err
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
 	layoutDir, tag, err := findLayout(mnt)
@@ -69,37 +69,20 @@ func (c *OfflineUpdateCmd) Run(top *CLI, e *env) error {
 	return (&SwitchCmd{Target: target, Transport: "oci", Apply: c.Apply, Quiet: c.Quiet, ProgressFD: -1}).Run(top, e)
 }
 
-func (c *OfflineUpdateCmd) fsType() string {
+// mountStick mounts the device read-only; without --fs-type it tries the filesystems sticks
+// carry, as mount(8) would.
+func (c *OfflineUpdateCmd) mountStick(mnt string) error {
+	types := []string{"ext4", "vfat", "exfat", "xfs", "btrfs"}
 	if c.FSType != "" {
-		return c.FSType
+		types = []string{c.FSType}
 	}
-	// mount(2) needs a type; try the ones a stick carries, in order.
-	return detectFSType(c.Device)
-}
-
-// detectFSType reads the filesystem signature blkid would, for the types sticks carry.
-func detectFSType(dev string) string {
-	f, err := os.Open(dev)
-	if err != nil {
-		return "ext4"
+	var err error
+	for _, t := range types {
+		if err = unix.Mount(c.Device, mnt, t, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err == nil {
+			return nil
+		}
 	}
-	defer f.Close()
-	buf := make([]byte, 65536+512)
-	n, _ := f.ReadAt(buf, 0)
-	buf = buf[:n]
-	switch {
-	case len(buf) > 0x43a && buf[0x438] == 0x53 && buf[0x439] == 0xef:
-		return "ext4"
-	case len(buf) > 4 && string(buf[0:4]) == "XFSB":
-		return "xfs"
-	case len(buf) > 0x10048 && string(buf[0x10040:0x10048]) == "_BHRfS_M":
-		return "btrfs"
-	case len(buf) > 0x5a && (string(buf[0x52:0x57]) == "FAT32" || string(buf[0x36:0x39]) == "FAT"):
-		return "vfat"
-	case len(buf) > 11 && string(buf[3:11]) == "EXFAT   ":
-		return "exfat"
-	}
-	return "ext4"
+	return fmt.Errorf("mounting %s read-only: %w", c.Device, err)
 }
 
 // findLayout finds the one OCI image layout at the top of the filesystem or one level down, and

@@ -32,7 +32,7 @@ help:
 	@echo "make demo     the main job: build and show bootc at work on this host"
 	@echo "make install  install into DESTDIR/PREFIX"
 	@echo "make sizes    print the size of each tool binary"
-	@echo "make e2e      VM tests: boot the sample image under QEMU"
+	@echo "make e2e      VM tests: install, boot, upgrade, roll back the sample image under QEMU"
 	@echo "make bench    figures against podman and skopeo (time, bytes, disk, memory, /etc merge)"
 
 deps:
@@ -71,12 +71,22 @@ install: build
 	# Bound images live in bootc's own container storage on the physical root.
 	ln -sfn ../../../sysroot/bootc/storage $(DESTDIR)$(PREFIX)/lib/bootc/storage
 
+# The lifecycle in a VM, narrated: install from the image's container, boot, upgrade, rollback,
+# power cut during finalize (GRUB under SeaBIOS). DEMO_FLAGS go to the demo, e.g.
+# DEMO_FLAGS='-bootloader systemd -power-cut=false'.
 demo: deps build
-	@scripts/demo.sh $(OUT)
+	@scripts/demo.sh $(DEMO_FLAGS)
 
-# VM tests under QEMU (TCG): build the sample image, boot it, check the mounts and persistence.
+# VM tests under QEMU (TCG), one VM at a time: a disk laid out by hand (TestBootPath), then the
+# lifecycle with GRUB under SeaBIOS and systemd-boot under OVMF (TestLifecycle: install from the
+# image's container, upgrade, /etc merge, kargs.d, rollback, power cut during finalize). The
+# console log of every boot is kept under BOOTC_TEST_ARTIFACTS.
+BOOTC_TEST_ARTIFACTS ?= /var/tmp/bootc-e2e-artifacts
 e2e: deps build
-	BOOTC_TEST_BIN=$(CURDIR)/$(OUT) BOOTC_VM_TESTS=1 $(GO) test -count=1 -timeout 40m -run 'TestBootPath' -v ./tests/integration
+	@mkdir -p $(BOOTC_TEST_ARTIFACTS)
+	@BOOTC_TEST_BIN=$(CURDIR)/$(OUT) BOOTC_VM_TESTS=1 BOOTC_TEST_ARTIFACTS=$(BOOTC_TEST_ARTIFACTS) \
+		$(GO) test -count=1 -timeout 50m -run 'TestBootPath|TestLifecycle' -v ./tests/integration; \
+		rc=$$?; echo "e2e: the console log of every boot is in $(BOOTC_TEST_ARTIFACTS)"; exit $$rc
 
 # Figures against podman and skopeo on a real Debian image from a local registry; the JSON copy
 # goes to $(BOOTC_BENCH_OUT) or a temporary file, named at the end.

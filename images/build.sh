@@ -65,9 +65,13 @@ if ! make -s -C "$repo" install DESTDIR="$ctx/rootfs" >"$ctx/make.log" 2>&1; the
   say "WARNING: make install failed; building the tools one by one"
   rm -rf "$ctx/rootfs" "$ctx/bin"
   mkdir -p "$ctx/bin"
+  # The same build tags as the Makefile's (containers/image needs them).
+  goflags="-buildvcs=false -tags=$(tr -s ' \n' ',,' <"$repo/tools/bootc-fetch/TAGS" | sed 's/,$//')"
   for t in $(sed -n 's/^TOOLS *:= *//p' "$repo/Makefile" | sed 's/$(STEPS)//') \
-    $(sed -n 's/^STEPS *:= *//p' "$repo/Makefile"); do
-    if ! (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/bin/$t" "./tools/$t") >>"$ctx/make.log" 2>&1; then
+    $(sed -n 's/^STEPS *:= *//p' "$repo/Makefile") bootc-root-setup; do
+    pkg=./tools/$t
+    [[ $t != bootc-root-setup ]] || pkg=./generators/cmd/bootc-root-setup
+    if ! (cd "$repo" && CGO_ENABLED=0 GOFLAGS="$goflags" go build -trimpath -ldflags='-s -w' -o "$ctx/bin/$t" "$pkg") >>"$ctx/make.log" 2>&1; then
       say "WARNING: $t does not build; the image gets a stub"
       printf '#!/bin/sh\necho "%s: not built into this image (it did not compile)" >&2\nexit 1\n' "$t" >"$ctx/bin/$t"
       chmod 0755 "$ctx/bin/$t"
@@ -120,4 +124,7 @@ if [[ $target == v2 ]]; then
     "$(tree_hash "$here/v2" "$(cat "$here/Containerfile.v2")" "$(podman image inspect -f '{{.Id}}' "$image:v1")")" \
     --build-arg FROM="$image:v1"
 fi
+# Earlier builds of the sample images, now untagged, only take space; images still in use
+# (a running container, a child image) refuse removal and stay.
+podman images -q --filter dangling=true --filter label=bootc.sample.context | xargs -r podman rmi >/dev/null 2>&1 || true
 say "done in $((SECONDS - start))s"

@@ -7,7 +7,7 @@ kver=${1##*/}
 [ -x /usr/libexec/bootc/bootc-root-setup ] || { echo "finish.sh: bootc-root-setup not installed" >&2; exit 1; }
 [ -f /usr/lib/dracut/modules.d/51bootc/module-setup.sh ] || { echo "finish.sh: dracut module 51bootc not installed" >&2; exit 1; }
 
-systemctl enable qemu-guest-agent.service serial-getty@ttyS0.service bootc-remount.service
+systemctl enable qemu-guest-agent.service serial-getty@ttyS0.service bootc-remount.service systemd-networkd.service
 # A first boot must never stop at a prompt on the console.
 systemctl mask systemd-firstboot.service
 # No password login: tests drive the guest through the guest agent.

@@ -298,10 +298,15 @@ func (c *CLI) arm(ctx context.Context, errOut io.Writer) (bool, error) {
 		fmt.Fprintf(errOut, "note: systemd is not running here; %s was not started, so nothing will finalize the staged deployment at shutdown\n", FinalizeUnit)
 		return false, nil
 	}
+	// Images without a D-Bus daemon are common (minimal ones); systemd's private socket reaches
+	// PID 1 all the same. A staged deployment that nothing finalizes would be lost silently, so
+	// reaching neither is an error.
 	conn, err := sddbus.NewSystemConnectionContext(ctx)
 	if err != nil {
-		fmt.Fprintf(errOut, "note: no systemd bus (%v); %s was not started\n", err, FinalizeUnit)
-		return false, nil
+		var perr error
+		if conn, perr = sddbus.NewSystemdConnectionContext(ctx); perr != nil {
+			return false, fmt.Errorf("starting %s: cannot reach systemd on the system bus (%v) nor on its private socket (%v)", FinalizeUnit, err, perr)
+		}
 	}
 	defer conn.Close()
 	done := make(chan string, 1)

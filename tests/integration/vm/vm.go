@@ -62,16 +62,19 @@ type Disk struct {
 
 // Config describes the machine. Zero values get the defaults noted.
 type Config struct {
-	Dir      string // artifacts: serial logs and the QEMU command lines; must exist
-	Memory   int    // MiB, default 1536
-	CPUs     int    // default 1 under TCG, 2 under KVM
-	Accel    string // default $BOOTC_VM_ACCEL, else "tcg"
-	Boot     Boot
-	Kernel   string // BootKernel
-	Initrd   string // BootKernel
-	Append   string // BootKernel: the kernel command line
-	Disks    []Disk
-	GuestFwd []string // user-network guestfwd rules, e.g. "tcp:10.0.2.100:5000-tcp:127.0.0.1:5000"
+	Dir    string // artifacts: serial logs and the QEMU command lines; must exist
+	Memory int    // MiB, default 1536
+	CPUs   int    // default 1 under TCG, 2 under KVM
+	Accel  string // default $BOOTC_VM_ACCEL, else "tcg"
+	Boot   Boot
+	Kernel string // BootKernel
+	Initrd string // BootKernel
+	Append string // BootKernel: the kernel command line
+	Disks  []Disk
+	// GuestFwd are user-network guestfwd rules. Use a command per connection
+	// ("tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000"): a chardev target
+	// ("…-tcp:127.0.0.1:5000") is connected once per QEMU run and carries a single connection.
+	GuestFwd []string
 	Extra    []string // more QEMU arguments
 	QEMU     string   // default qemu-system-x86_64
 	Log      func(format string, args ...any)
@@ -376,13 +379,17 @@ func (v *VM) WaitBoot(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// Exec runs a command in the guest and returns its full result.
+// Exec runs a command in the guest and returns its full result. It waits until ctx's deadline,
+// or DefaultCommandTimeout when ctx has none.
 func (v *VM) Exec(ctx context.Context, stdin []byte, name string, args ...string) (*qga.Result, error) {
 	if v.agent == nil {
 		return nil, errors.New("vm: the guest is not booted (call WaitBoot)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, DefaultCommandTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultCommandTimeout)
+		defer cancel()
+	}
 	r, err := v.agent.Exec(ctx, name, args, stdin)
 	if err != nil {
 		return nil, fmt.Errorf("running %s in the guest: %w", name, err)
@@ -435,6 +442,17 @@ func (v *VM) Reboot(ctx context.Context) error {
 
 // Shutdown asks the guest to "powerdown" or "reboot" and waits for QEMU to end.
 func (v *VM) Shutdown(ctx context.Context, mode string) error {
+	if err := v.RequestShutdown(ctx, mode); err != nil {
+		return err
+	}
+	return v.waitExit(ctx, 0)
+}
+
+// RequestShutdown asks the guest to "powerdown" or "reboot" and returns at once, so the caller
+// can watch the shutdown (or cut it short with PowerCut). The agent gives no answer to wait
+// for: running a reboot command through Exec instead can hang until QEMU ends, when the agent
+// is stopped before it answers.
+func (v *VM) RequestShutdown(ctx context.Context, mode string) error {
 	if v.agent == nil {
 		return errors.New("vm: the guest is not booted (call WaitBoot)")
 	}
@@ -445,7 +463,7 @@ func (v *VM) Shutdown(ctx context.Context, mode string) error {
 		return err
 	}
 	v.cfg.Log("vm: boot %d: guest %s requested", v.boots, mode)
-	return v.waitExit(ctx, 0)
+	return nil
 }
 
 // PowerCut kills QEMU at once, like pulling the plug: nothing in the guest gets to flush.

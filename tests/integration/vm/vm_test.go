@@ -28,9 +28,9 @@ func TestArgs(t *testing.T) {
 		{
 			name: "bios with forwarding",
 			cfg: Config{Dir: dir, Boot: BootBIOS, Accel: "kvm", Memory: 2048,
-				GuestFwd: []string{"tcp:10.0.2.100:5000-tcp:127.0.0.1:5000"},
+				GuestFwd: []string{"tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000"},
 				Disks:    []Disk{{Path: "/a.qcow2", Format: "qcow2", Serial: "root"}, {Path: "/b.img"}}},
-			want: []string{"-cpu host", "-m 2048", "-smp 2", "restrict=on,guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:5000",
+			want: []string{"-cpu host", "-m 2048", "-smp 2", "restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000",
 				"format=qcow2", "drive=disk0,serial=root,bootindex=0", "virtio-blk-pci,drive=disk1 "},
 			notWant: []string{"-kernel", "pflash"},
 		},

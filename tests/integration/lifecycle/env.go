@@ -1,0 +1,143 @@
+// Package lifecycle drives the sample image through its whole life in a virtual machine:
+// installed to a disk from inside its own container, booted, upgraded, rebooted, rolled back,
+// and cut off during finalize. The VM test and `make demo` run the same steps; only the
+// narration differs.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Where the images live: built locally, published on the host's loopback registry, which the
+// guest reaches through QEMU's user network at GuestRegistry.
+const (
+	SampleImage   = "localhost/bootc-sample"
+	RegistryAddr  = registryHost + ":" + registryPort
+	GuestRegistry = "10.0.2.100:5000"
+	Repository    = "bootc-sample"
+	// GuestFwd is the only way out of the guest's restricted network: each connection to the
+	// registry address starts a relay to the host's registry. A chardev target
+	// ("…-tcp:127.0.0.1:5000") would not do: QEMU opens it once per machine, so it carries one
+	// connection, and the second HTTP request of the guest hangs.
+	GuestFwd     = "tcp:" + GuestRegistry + "-cmd:busybox nc " + registryHost + " " + registryPort
+	registryHost = "127.0.0.1"
+	registryPort = "5000"
+)
+
+// TargetImage is the image an installed system follows for updates.
+const TargetImage = GuestRegistry + "/" + Repository + ":latest"
+
+// ErrPortTaken means something already listens on the registry port; the guest can reach the
+// registry at no other address, so the run cannot go on.
+var ErrPortTaken = errors.New("the registry port is taken")
+
+// Narrator is told what happens: the test logs it, the demo prints it for people.
+type Narrator interface {
+	// Step starts a step: a short title and what it does.
+	Step(title, about string)
+	// Show presents output worth reading: a status, a file, a command line.
+	Show(label, text string)
+	// Logf is detail: harness messages, timings.
+	Logf(format string, args ...any)
+	// Errorf reports a check that failed; the run goes on where it can.
+	Errorf(format string, args ...any)
+}
+
+// Env is what every run shares: the images and the registry they are published on.
+type Env struct {
+	repo        string
+	registryDir string
+	n           Narrator
+	// Build is how long images/build.sh took (cached builds take seconds).
+	Build time.Duration
+}
+
+// Prepare builds the v1 and v2 sample images (images/build.sh, cached), starts a registry on
+// 127.0.0.1:5000 with its storage under work, and publishes both images there, v1 as :latest.
+func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
+	e := &Env{repo: repo, registryDir: filepath.Join(work, "registry"), n: n}
+	n.Step("Build the sample images",
+		"images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, the bootc tools and what "+
+			"install needs) and v2 (v1 with a changed /etc default, a new file in /usr and one more "+
+			"kernel argument in kargs.d). Unchanged inputs are not rebuilt.")
+	start := time.Now()
+	out, err := command(ctx, filepath.Join(repo, "images/build.sh"), "v2")
+	e.Build = time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	n.Logf("%s", out)
+
+	n.Step("Publish v1 and v2 on a registry",
+		"A registry on "+RegistryAddr+" serves the images; the guest sees it as "+GuestRegistry+
+			" and nothing else of the network.")
+	if l, err := net.Listen("tcp", RegistryAddr); err != nil {
+		return nil, fmt.Errorf("%w: %s is in use (%v); stop what listens there, the guest can reach the registry only at that address", ErrPortTaken, RegistryAddr, err)
+	} else {
+		l.Close()
+	}
+	if err := os.MkdirAll(e.registryDir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("busybox"); err != nil {
+		return nil, errors.New("the guest's network relay needs busybox (Debian package busybox-static; scripts/deps.sh installs it)")
+	}
+	if _, err := command(ctx, filepath.Join(repo, "scripts/registry.sh"), "start", registryPort, e.registryDir); err != nil {
+		return nil, err
+	}
+	for _, tag := range []string{"v1", "v2"} {
+		t0 := time.Now()
+		if err := skopeo(ctx, "containers-storage:"+SampleImage+":"+tag, "docker://"+RegistryAddr+"/"+Repository+":"+tag); err != nil {
+			e.Close()
+			return nil, err
+		}
+		n.Logf("pushed %s:%s to %s in %s", SampleImage, tag, RegistryAddr, time.Since(t0).Round(time.Millisecond))
+	}
+	if err := e.Publish(ctx, "v1"); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Publish makes :tag the registry's :latest, the tag installed systems follow.
+func (e *Env) Publish(ctx context.Context, tag string) error {
+	return skopeo(ctx, "docker://"+RegistryAddr+"/"+Repository+":"+tag, "docker://"+RegistryAddr+"/"+Repository+":latest")
+}
+
+// Close stops the registry.
+func (e *Env) Close() error {
+	_, err := command(context.Background(), filepath.Join(e.repo, "scripts/registry.sh"), "stop", registryPort, e.registryDir)
+	return err
+}
+
+func skopeo(ctx context.Context, src, dst string) error {
+	args := []string{"copy", "--quiet", "--dest-tls-verify=false"}
+	if strings.HasPrefix(src, "docker://") {
+		args = append(args, "--src-tls-verify=false")
+	}
+	cmd := exec.CommandContext(ctx, "skopeo", append(args, src, dst)...)
+	// The host's own registry credentials must not leak into the run.
+	cmd.Env = append(os.Environ(), "REGISTRY_AUTH_FILE=/nonexistent/bootc-lifecycle-auth.json")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("skopeo %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// command runs a host command and returns its combined output; the error carries the output.
+func command(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -1,0 +1,541 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gobootc.dev/lib/cmdline"
+	"gobootc.dev/lib/host"
+	"gobootc.dev/tests/integration/vm"
+)
+
+// Bootloaders a run can install, with the firmware that boots each.
+var Bootloaders = map[string]vm.Boot{"grub": vm.BootBIOS, "systemd": vm.BootUEFI}
+
+// upgradeTimeout bounds `bootc upgrade` in the guest: under TCG fetching and unpacking a few
+// tens of MiB takes about half a minute, on a busy host several times that.
+const upgradeTimeout = 10 * time.Minute
+
+// DefaultKillStep is the finalize step at whose start the power is cut: /etc is merged and the
+// boot entries are about to switch, so the cut lands while finalize writes to /boot.
+const DefaultKillStep = "finalize:entries"
+
+// Options choose one run.
+type Options struct {
+	Bootloader string // grub (BIOS) or systemd (UEFI)
+	Artifacts  string // serial logs, QEMU command lines, the install log; must exist
+	Work       string // scratch: the disk image
+	DiskSize   int64  // bytes; default 6 GiB (sparse)
+	// PowerCut adds the power cut during finalize and the update after it.
+	PowerCut bool
+	// KillStep is the finalize step (as lib/failpoint names it) whose start on the console
+	// triggers the power cut; default DefaultKillStep.
+	KillStep string
+	// Narrator is told about this run; nil means the one given to Prepare.
+	Narrator Narrator
+	// ValidateStatus checks a `bootc status --json` document against the published schema; nil
+	// skips the check.
+	ValidateStatus func([]byte) error
+}
+
+// Boot is one boot of the machine.
+type Boot struct {
+	What      string
+	Took      time.Duration // from QEMU start to the guest agent's answer
+	SerialLog string
+}
+
+// Timing is how long one step took.
+type Timing struct {
+	Step string
+	Took time.Duration
+}
+
+// Report is what a run measured.
+type Report struct {
+	Boots   []Boot
+	Timings []Timing
+	// PowerCut says where the cut landed and what booted after it.
+	PowerCut string
+}
+
+// abort carries a fatal error out of the steps: each step then reads as a list of checks
+// instead of a ladder of error returns. Run turns it back into an error.
+type abort struct{ err error }
+
+// run is one lifecycle in progress.
+type run struct {
+	ctx    context.Context
+	env    *Env
+	o      Options
+	n      Narrator
+	m      *vm.VM
+	rep    *Report
+	disk   string
+	token  string
+	failed bool
+}
+
+func (r *run) fatalf(format string, args ...any) {
+	panic(abort{fmt.Errorf(format, args...)})
+}
+
+func (r *run) errorf(format string, args ...any) {
+	r.failed = true
+	r.n.Errorf(format, args...)
+}
+
+func (r *run) check(err error) {
+	if err != nil {
+		panic(abort{err})
+	}
+}
+
+// timed runs f and records how long it took under name.
+func (r *run) timed(name string, f func()) {
+	start := time.Now()
+	f()
+	took := time.Since(start)
+	r.rep.Timings = append(r.rep.Timings, Timing{name, took})
+	r.n.Logf("%s took %s", name, took.Round(time.Second))
+}
+
+// Run installs v1 from inside its container to a disk image, boots it, upgrades to v2,
+// reboots, rolls back, and (with PowerCut) cuts the power during finalize and updates again.
+// Checks that fail are reported to the narrator as they happen; the returned error is the
+// first one that stopped the run, or ErrChecksFailed.
+func (e *Env) Run(ctx context.Context, o Options) (rep *Report, err error) {
+	if _, ok := Bootloaders[o.Bootloader]; !ok {
+		return nil, fmt.Errorf("bootloader %q: want grub or systemd", o.Bootloader)
+	}
+	if o.Artifacts == "" || o.Work == "" {
+		return nil, errors.New("lifecycle: Options.Artifacts and Options.Work are required")
+	}
+	if o.DiskSize == 0 {
+		o.DiskSize = 6 << 30
+	}
+	if o.KillStep == "" {
+		o.KillStep = DefaultKillStep
+	}
+	r := &run{ctx: ctx, env: e, o: o, n: o.Narrator, rep: &Report{}}
+	if r.n == nil {
+		r.n = e.n
+	}
+	defer func() {
+		if r.m != nil {
+			r.m.Close()
+		}
+		if x := recover(); x != nil {
+			a, ok := x.(abort)
+			if !ok {
+				panic(x)
+			}
+			err = a.err
+		}
+		if err == nil && r.failed {
+			err = ErrChecksFailed
+		}
+		rep = r.rep
+	}()
+	r.install()
+	r.firstBoot()
+	r.upgrade()
+	r.rollback()
+	if o.PowerCut {
+		r.powerCut()
+	}
+	if err := r.m.Shutdown(ctx, "powerdown"); err != nil {
+		r.n.Logf("powering the guest down: %v", err)
+	}
+	return r.rep, nil
+}
+
+// ErrChecksFailed means the run completed but some checks failed (each was reported).
+var ErrChecksFailed = errors.New("some lifecycle checks failed")
+
+func (r *run) install() {
+	r.n.Step("Install v1 to a disk image from inside its container",
+		"bootc install to-disk runs in the image's own container, finds the image in the host's container "+
+			"storage (/run/.containerenv names it), partitions a loop device (BIOS boot, ESP, root), "+
+			"deploys the image and installs the "+r.o.Bootloader+" boot loader. The installed system "+
+			"follows "+TargetImage+" for updates; --karg adds an argument of the installer's own.")
+	r.disk = filepath.Join(r.o.Work, "disk.img")
+	os.Remove(r.disk)
+	r.check(os.WriteFile(r.disk, nil, 0o644))
+	r.check(os.Truncate(r.disk, r.o.DiskSize))
+	args := []string{"run", "--rm", "--privileged", "--pid=host", "--runtime", "runc", "--network", "none",
+		"-v", "/dev:/dev", "-v", "/var/lib/containers:/var/lib/containers", "-v", r.o.Work + ":/output",
+		SampleImage + ":v1",
+		"bootc", "install", "to-disk", "--via-loopback", "/output/disk.img",
+		"--target-imgref", TargetImage,
+		// The target lives on the guest's side of the network; this container has none.
+		"--skip-fetch-check",
+		"--karg", "install.karg=1", "--bootloader", r.o.Bootloader}
+	var out string
+	var err error
+	r.timed("install", func() { out, err = command(r.ctx, "podman", args...) })
+	os.WriteFile(filepath.Join(r.o.Artifacts, "install.log"), []byte("podman "+strings.Join(args, " ")+"\n\n"+out+"\n"), 0o644)
+	r.check(err)
+	r.n.Show("podman "+strings.Join(args, " "), out)
+}
+
+// boot starts the machine (created on the first boot) and waits for the guest agent.
+func (r *run) boot(what string) *guest {
+	if r.m == nil {
+		m, err := vm.New(vm.Config{
+			Dir:      r.o.Artifacts,
+			Boot:     Bootloaders[r.o.Bootloader],
+			Disks:    []vm.Disk{{Path: r.disk}},
+			GuestFwd: []string{GuestFwd},
+			Log:      r.n.Logf,
+		})
+		r.check(err)
+		r.m = m
+	}
+	if !r.m.Running() {
+		r.check(r.m.Start())
+	}
+	start := time.Now()
+	r.check(r.m.WaitBoot(r.ctx, 0))
+	took := time.Since(start)
+	r.rep.Boots = append(r.rep.Boots, Boot{What: what, Took: took, SerialLog: r.m.SerialLog()})
+	r.n.Logf("boot %d (%s): the guest agent answered after %s; console log %s", r.m.Boots(), what, took.Round(time.Second), r.m.SerialLog())
+	return &guest{r: r}
+}
+
+// reboot reboots the guest cleanly, so that finalize runs at shutdown, and waits for it.
+func (r *run) reboot(what string) *guest {
+	start := time.Now()
+	r.check(r.m.Shutdown(r.ctx, "reboot"))
+	r.n.Logf("shutdown took %s", time.Since(start).Round(time.Second))
+	r.check(r.m.Start())
+	return r.boot(what)
+}
+
+func (r *run) firstBoot() {
+	r.n.Step("Boot the installed disk", r.firmware()+" The initramfs sets up the deployment as / (read-only), "+
+		"its own writable /etc and the shared /var.")
+	g := r.boot("v1, first boot")
+	h := g.status("after the first boot")
+	r.expectBooted(g, h, "1")
+	if h.Status.Staged != nil || h.Status.Rollback != nil {
+		r.errorf("first boot: status shows staged %v and rollback %v, want neither", version(h.Status.Staged), version(h.Status.Rollback))
+	}
+	if h.Spec.Image == nil || h.Spec.Image.Image != TargetImage {
+		r.errorf("first boot: spec.image = %+v, want %s", h.Spec.Image, TargetImage)
+	}
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+	c := g.cmdline()
+	r.n.Show("cat /proc/cmdline", c.String())
+	r.wantArgs(c, "first boot", []string{"install.karg=1", "console=ttyS0,115200n8"}, []string{"bootc.sample=v2"})
+
+	for _, p := range []string{"/usr", "/usr/bin"} {
+		if _, errOut, code := g.sh("touch " + p + "/.bootc-probe"); code == 0 || !strings.Contains(errOut, "Read-only file system") {
+			r.errorf("writing in %s: exit %d, %q; want a read-only file system", p, code, strings.TrimSpace(errOut))
+		}
+	}
+	r.n.Show("touch /usr/.bootc-probe", strings.TrimSpace(g.shOut("touch /usr/.bootc-probe 2>&1 || true")))
+
+	r.n.Step("Change /etc locally and leave a mark in /var",
+		"A new file /etc/bootc-sample/local.conf and an edited /etc/hostname are local changes that "+
+			"updates must keep. /var is shared by all deployments and kept as it is.")
+	r.token = fmt.Sprintf("%x", time.Now().UnixNano())
+	g.mustSh("echo 'colour=blue' >/etc/bootc-sample/local.conf && echo bootc-lifecycle >/etc/hostname && " +
+		"mkdir -p /var/lib/bootc-lifecycle && echo " + r.token + " >/var/lib/bootc-lifecycle/token && sync")
+	r.n.Show("head /etc/bootc-sample/*.conf /etc/hostname", g.mustSh("head /etc/bootc-sample/*.conf /etc/hostname"))
+}
+
+func (r *run) upgrade() {
+	r.n.Step("Publish v2 and upgrade", "v2 becomes "+TargetImage+". `bootc upgrade` fetches the "+
+		"layers that changed and stages a v2 deployment; it becomes the default only at shutdown, when "+
+		"bootc-finalize merges /etc and writes the boot entries.")
+	r.check(r.env.Publish(r.ctx, "v2"))
+	g := &guest{r: r}
+	g.waitNetwork()
+	var out string
+	r.timed("bootc upgrade (in the guest)", func() { out = g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1") })
+	r.n.Show("bootc upgrade", out)
+	h := g.status("after bootc upgrade")
+	if version(h.Status.Staged) != "2" || version(h.Status.Booted) != "1" {
+		r.errorf("after bootc upgrade: staged %q, booted %q; want staged 2, booted 1", version(h.Status.Staged), version(h.Status.Booted))
+	}
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+
+	r.n.Step("Reboot into v2", "The clean reboot runs bootc-finalize: /etc is merged three ways (the "+
+		"local changes stay, v2's new defaults arrive) and v2 becomes the first boot entry.")
+	g = r.reboot("v2 after the upgrade")
+	h = g.status("after the reboot into v2")
+	r.expectBooted(g, h, "2")
+	if version(h.Status.Rollback) != "1" || h.Status.Staged != nil {
+		r.errorf("after the reboot into v2: rollback %q, staged %q; want rollback 1 and nothing staged", version(h.Status.Rollback), version(h.Status.Staged))
+	}
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+	r.expectEtc(g, "v2", "hello from v2")
+	r.expectVar(g)
+	c := g.cmdline()
+	r.n.Show("cat /proc/cmdline", c.String())
+	r.wantArgs(c, "v2", []string{"install.karg=1", "bootc.sample=v2", "console=ttyS0,115200n8"}, nil)
+}
+
+func (r *run) rollback() {
+	r.n.Step("Roll back to v1", "`bootc rollback` puts the previous deployment first in the boot "+
+		"order; after a reboot v1 runs again, with its own /etc.")
+	g := &guest{r: r}
+	r.n.Show("bootc rollback", g.mustSh("bootc rollback 2>&1"))
+	h := g.status("after bootc rollback")
+	if !h.Status.RollbackQueued {
+		r.errorf("after bootc rollback: rollbackQueued is false")
+	}
+	g = r.reboot("v1 after the rollback")
+	h = g.status("after the rollback")
+	r.expectBooted(g, h, "1")
+	if version(h.Status.Rollback) != "2" {
+		r.errorf("after the rollback: rollback is %q, want 2", version(h.Status.Rollback))
+	}
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+	r.expectEtc(g, "v1", "hello from v1")
+	r.expectVar(g)
+	c := g.cmdline()
+	r.n.Show("cat /proc/cmdline", c.String())
+	r.wantArgs(c, "v1 after the rollback", []string{"install.karg=1"}, []string{"bootc.sample=v2"})
+}
+
+// powerCut stages v2 again, cuts the power while bootc-finalize runs at shutdown, boots what
+// is left, and updates once more.
+func (r *run) powerCut() {
+	r.n.Step("Cut the power during finalize",
+		"Stage v2 again, reboot, and kill QEMU when bootc-finalize reaches "+r.o.KillStep+" (a drop-in makes "+
+			"finalize trace its steps on the console). The next boot must run one complete deployment.")
+	g := &guest{r: r}
+	// The trace goes straight to the serial port: no journal or console buffering in between.
+	g.mustSh("mkdir -p /run/systemd/system/bootc-finalize.service.d && " +
+		"printf '[Service]\\nEnvironment=BOOTC_FAILPOINT_TRACE=/dev/ttyS0\\n' >/run/systemd/system/bootc-finalize.service.d/50-trace.conf && " +
+		"systemctl daemon-reload")
+	g.waitNetwork()
+	r.n.Show("bootc upgrade", g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1"))
+	h := g.status("after staging for the power cut")
+	if version(h.Status.Staged) != "2" {
+		r.fatalf("staging for the power cut: staged is %q, want 2", version(h.Status.Staged))
+	}
+	r.check(r.m.RequestShutdown(r.ctx, "reboot"))
+	r.waitConsole(r.o.KillStep, 5*time.Minute)
+	r.check(r.m.PowerCut())
+	// What finalize reached before the power went: every step it traced on the console.
+	steps := r.traced()
+	r.n.Logf("power cut at finalize step %s; steps traced on the console: %s", r.o.KillStep, strings.Join(steps, ", "))
+	if slices.Contains(steps, "finalize:done") {
+		r.errorf("the power cut came after finalize had finished (traced: %s)", strings.Join(steps, ", "))
+	}
+
+	r.check(r.m.Start())
+	g = r.boot("after the power cut")
+	h = g.status("after the power cut")
+	booted := version(h.Status.Booted)
+	if booted != "1" && booted != "2" {
+		r.fatalf("after the power cut: booted version %q, want 1 or 2", booted)
+	}
+	r.expectBooted(g, h, booted)
+	if h.Status.Staged != nil {
+		r.errorf("after the power cut: a staged deployment survived the reboot: %q", version(h.Status.Staged))
+	}
+	r.expectEtc(g, "v"+booted, "hello from v"+booted)
+	r.expectVar(g)
+	r.rep.PowerCut = fmt.Sprintf("cut at %s (traced: %s); v%s booted", r.o.KillStep, strings.Join(steps, " "), booted)
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+
+	other := map[string]string{"1": "2", "2": "1"}[booted]
+	r.n.Step("Update after the power cut", "Publish v"+other+" as "+TargetImage+", upgrade and reboot: the "+
+		"host left by the cut updates normally.")
+	r.check(r.env.Publish(r.ctx, "v"+other))
+	g.waitNetwork()
+	r.n.Show("bootc upgrade", g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1"))
+	h = g.status("after the upgrade following the power cut")
+	if version(h.Status.Staged) != other {
+		r.errorf("after the power cut: bootc upgrade staged %q, want %s", version(h.Status.Staged), other)
+	}
+	g = r.reboot("v" + other + " after the power cut and an upgrade")
+	h = g.status("after the update following the power cut")
+	r.expectBooted(g, h, other)
+	r.expectEtc(g, "v"+other, "hello from v"+other)
+	r.expectVar(g)
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+}
+
+// traced lists the finalize steps the current boot's console shows.
+func (r *run) traced() []string {
+	data, _ := os.ReadFile(r.m.SerialLog())
+	return tracedSteps(data)
+}
+
+// tracedSteps picks the steps finalize traced (lib/failpoint names) out of a console log, in
+// order. Kernel and systemd messages share the console, but each trace is a line of its own.
+func tracedSteps(console []byte) []string {
+	var steps []string
+	for _, line := range strings.Split(string(console), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "finalize:") || strings.HasPrefix(line, "bootloader:") {
+			steps = append(steps, line)
+		}
+	}
+	return steps
+}
+
+// waitConsole waits until the current boot's console shows finalize reaching step. QEMU
+// ending first is fatal.
+func (r *run) waitConsole(step string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if slices.Contains(r.traced(), step) {
+			return
+		}
+		if !r.m.Running() {
+			r.fatalf("the guest stopped before finalize reached %s; console log %s ends:\n%s", step, r.m.SerialLog(), r.m.SerialTail(30))
+		}
+		if time.Now().After(deadline) {
+			r.fatalf("finalize did not reach %s within %s; console log %s ends:\n%s", step, timeout, r.m.SerialLog(), r.m.SerialTail(30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *run) firmware() string {
+	if r.o.Bootloader == "systemd" {
+		return "OVMF (UEFI) starts systemd-boot from the ESP, which boots the first BLS entry."
+	}
+	return "SeaBIOS starts GRUB from the BIOS boot partition, which reads the menu bootc generated."
+}
+
+// expectBooted checks that status and the running /usr agree on the booted version.
+func (r *run) expectBooted(g *guest, h *host.Host, want string) {
+	if got := version(h.Status.Booted); got != want {
+		r.errorf("booted version is %q, want %s", got, want)
+	}
+	if b := h.Status.Booted; b != nil && b.Image != nil && b.Image.Image.Image != TargetImage {
+		r.errorf("booted image is %s, want %s", b.Image.Image.Image, TargetImage)
+	}
+	if got := strings.TrimSpace(g.mustSh("cat /usr/share/bootc-sample/version")); got != "v"+want {
+		r.errorf("/usr/share/bootc-sample/version is %q, want v%s", got, want)
+	}
+	if h.Status.Type == nil || *h.Status.Type != host.HostTypeBootc {
+		r.errorf("status.type is %v, want %s", h.Status.Type, host.HostTypeBootc)
+	}
+}
+
+// expectEtc checks the merged /etc: the local changes and the running image's default.
+func (r *run) expectEtc(g *guest, image, greeting string) {
+	script := "cat /etc/bootc-sample/defaults.conf /etc/bootc-sample/local.conf /etc/hostname; hostname"
+	out := g.mustSh(script)
+	r.n.Show(script, out)
+	if !strings.Contains(out, "greeting="+greeting+"\n") {
+		r.errorf("%s: /etc/bootc-sample/defaults.conf lacks greeting=%s", image, greeting)
+	}
+	if !strings.Contains(out, "colour=blue\n") {
+		r.errorf("%s: the local /etc/bootc-sample/local.conf was lost", image)
+	}
+	if strings.Count(out, "bootc-lifecycle\n") != 2 {
+		r.errorf("%s: the local /etc/hostname change was lost or not applied", image)
+	}
+}
+
+func (r *run) expectVar(g *guest) {
+	if got := strings.TrimSpace(g.mustSh("cat /var/lib/bootc-lifecycle/token")); got != r.token {
+		r.errorf("/var/lib/bootc-lifecycle/token is %q, want %q: /var did not persist", got, r.token)
+	}
+}
+
+func (r *run) wantArgs(c *cmdline.Cmdline, when string, present, absent []string) {
+	have := map[string]bool{}
+	for _, a := range c.Args() {
+		have[a.String()] = true
+	}
+	for _, a := range present {
+		if !have[a] {
+			r.errorf("%s: /proc/cmdline lacks %s: %s", when, a, c)
+		}
+	}
+	for _, a := range absent {
+		if have[a] {
+			r.errorf("%s: /proc/cmdline has %s: %s", when, a, c)
+		}
+	}
+}
+
+func version(e *host.BootEntry) string {
+	if e == nil || e.Image == nil || e.Image.Version == nil {
+		return ""
+	}
+	return *e.Image.Version
+}
+
+// guest runs commands in the booted machine.
+type guest struct{ r *run }
+
+func (g *guest) sh(script string) (stdout, stderr string, code int) {
+	return g.shWithin(0, script)
+}
+
+// shWithin runs a script that may take up to timeout (0: the harness default).
+func (g *guest) shWithin(timeout time.Duration, script string) (stdout, stderr string, code int) {
+	ctx := g.r.ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	res, err := g.r.m.Shell(ctx, script)
+	if err != nil {
+		g.r.fatalf("guest: %s: %v", script, err)
+	}
+	return string(res.Stdout), string(res.Stderr), res.ExitCode
+}
+
+// shOut runs a script and returns its output, whatever its exit status.
+func (g *guest) shOut(script string) string {
+	out, _, _ := g.sh(script)
+	return out
+}
+
+func (g *guest) mustSh(script string) string { return g.mustShWithin(0, script) }
+
+func (g *guest) mustShWithin(timeout time.Duration, script string) string {
+	out, errOut, code := g.shWithin(timeout, script)
+	if code != 0 {
+		g.r.fatalf("guest: %s: exit %d\n%s%s", script, code, out, errOut)
+	}
+	return out
+}
+
+// status reads `bootc status --json`, checks it against the schema and parses it.
+func (g *guest) status(when string) *host.Host {
+	out := g.mustSh("bootc status --json")
+	if v := g.r.o.ValidateStatus; v != nil {
+		if err := v([]byte(out)); err != nil {
+			g.r.errorf("%s: bootc status --json does not match the schema: %v\n%s", when, err, out)
+		}
+	}
+	h, err := host.Parse([]byte(out))
+	if err != nil {
+		g.r.fatalf("%s: parsing bootc status --json: %v\n%s", when, err, out)
+	}
+	return h
+}
+
+func (g *guest) cmdline() *cmdline.Cmdline {
+	c, err := cmdline.Parse(strings.TrimSpace(g.mustSh("cat /proc/cmdline")))
+	g.r.check(err)
+	return c
+}
+
+// waitNetwork waits until the guest has an address from QEMU's DHCP server.
+func (g *guest) waitNetwork() {
+	out, errOut, code := g.sh("/usr/lib/systemd/systemd-networkd-wait-online --any --ipv4 --timeout=120")
+	if code != 0 {
+		g.r.fatalf("the guest's network did not come up: %s%s\n%s", out, errOut, g.shOut("networkctl status --no-pager 2>&1 | head -n 30"))
+	}
+}

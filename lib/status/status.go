@@ -133,8 +133,10 @@ func Load(opts Options) (*State, error) {
 			break
 		}
 	}
+	// Other deployments are the pinned ones and those the boot loader still lists (another
+	// stateroot's); an unpinned, unlisted deployment is garbage awaiting collection, not a slot.
 	for _, d := range ordered {
-		if d != st.Booted && d != st.Staged && d != st.Rollback {
+		if d != st.Booted && d != st.Staged && d != st.Rollback && (d.Pinned || d.Entry != "") {
 			st.Others = append(st.Others, d)
 		}
 	}

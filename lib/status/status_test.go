@@ -70,6 +70,7 @@ func TestSlots(t *testing.T) {
 	s.Deploy("bbbb.0", "2")
 	s.Deploy("cccc.0", "3", func(d *record.Deployment) { d.Kargs += " quiet" })
 	s.Deploy("dddd.0", "0", func(d *record.Deployment) { d.Pinned = true })
+	s.Deploy("eeee.0", "9") // left by an earlier finalize, waiting for garbage collection
 	s.Entries("bbbb.0", "aaaa.0", "dddd.0")
 	s.Boot("bbbb.0")
 	s.Stage("cccc.0", true)

@@ -28,7 +28,7 @@ help:
 	@echo "make deps     install what the build and tests need on this host (idempotent)"
 	@echo "make build    build every tool into $(OUT)/"
 	@echo "make test     run the unit and black-box tests"
-	@echo "make check    deps + build + vet + test (what CI runs)"
+	@echo "make check    deps + build + vet + test + e2e (what CI runs, ~18 min)"
 	@echo "make demo     the main job: build and show bootc at work on this host"
 	@echo "make install  install into DESTDIR/PREFIX"
 	@echo "make sizes    print the size of each tool binary"
@@ -51,7 +51,9 @@ vet:
 test: build
 	BOOTC_TEST_BIN=$(CURDIR)/$(OUT) $(GO) test -count=1 $(PKGS)
 
-check: deps build vet test
+# What CI runs: everything, the VM tests included (about 18 minutes here; `make test` is the
+# quick path while developing).
+check: deps build vet test e2e
 
 sizes: build
 	@cd $(OUT) && for t in $(TOOLS); do printf '%-20s %6s KiB\n' $$t $$(( $$(stat -c %s $$t) / 1024 )); done

@@ -229,7 +229,7 @@ func TestNoLeftovers(t *testing.T) {
 				mustWrite(t, boot, set, m.opts)
 				var want []string
 				if m.opts.Mode == ModeFAT {
-					want = []string{"loader", "loader/entries"}
+					want = []string{"loader", "loader/entries", "loader/grub.cfg"}
 					for _, d := range set {
 						want = append(want, "loader/entries/"+fatName(d.Stateroot, d.ID))
 					}
@@ -455,5 +455,28 @@ func TestCheckpointStep(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(boot, gen0)); err != nil {
 		t.Errorf("previous generation already gone before the checkpoint: %v", err)
+	}
+}
+
+// TestFATGrubMenu: a generic image boots GRUB from the ESP too; its menu follows the set.
+func TestFATGrubMenu(t *testing.T) {
+	boot := newBoot(t)
+	for _, set := range [][]Deployment{
+		{dep("b.0", "bbb"), dep("a.0", "aaa")},
+		{dep("a.0", "aaa"), dep("b.0", "bbb")},
+	} {
+		mustWrite(t, boot, set, Options{Mode: ModeFAT, NoFreeze: true, FSUUID: "ABCD-1234"})
+		data, err := os.ReadFile(filepath.Join(boot, "loader", GrubMenu))
+		if err != nil {
+			t.Fatal(err)
+		}
+		menu := string(data)
+		first, second := strings.Index(menu, "bootc-default-"+set[0].ID), strings.Index(menu, "bootc-default-"+set[1].ID)
+		if first < 0 || second < 0 || first > second {
+			t.Errorf("menu order does not follow the set %s, %s:\n%s", set[0].ID, set[1].ID, menu)
+		}
+		if !strings.Contains(menu, "linux "+set[0].Kernel) || strings.Contains(menu, "/boot/bootc") {
+			t.Errorf("menu paths are not relative to the ESP:\n%s", menu)
+		}
 	}
 }

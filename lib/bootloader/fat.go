@@ -3,6 +3,7 @@ package bootloader
 import (
 	"errors"
 	"fmt"
+	"github.com/google/renameio/v2"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -97,6 +98,20 @@ func writeFATSet(boot string, set []Deployment, opts Options) error {
 			return err
 		}
 		keep[e.Name] = true
+	}
+	// GRUB (a generic image booted through BIOS) reads the same set from a menu next to the
+	// entries; it switches with one rename, once the new entries are all there.
+	menuOpts := opts
+	menuOpts.BootSeparate = true
+	menu, err := grubMenu(ps, menuOpts)
+	if err != nil {
+		return err
+	}
+	if err := opts.step("write " + GrubMenu); err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(link, GrubMenu), menu, 0o644); err != nil {
+		return fmt.Errorf("writing the GRUB menu: %w", err)
 	}
 	for _, name := range existing {
 		if !strings.HasPrefix(name, fatPrefix) || !strings.HasSuffix(name, ".conf") || keep[name] {

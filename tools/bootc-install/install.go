@@ -340,7 +340,6 @@ func (in *installer) writeBoot(ctx context.Context, r layout.Root, d *record.Dep
 		if espStage != "" {
 			// GRUB's files stay on the root filesystem; its menu is found on the ESP.
 			grubBoot = filepath.Join(r.Phys, "boot")
-			in.e.logf("warning: with --generic-image GRUB (BIOS) loads the menu from the ESP, which boot entry updates in FAT mode do not write; BIOS boots need --bootloader grub")
 		}
 		if err := bootloader.WriteGrubConfig(grubBoot, gopts); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/lock"
 	"io"
 	"os"
 	"os/exec"
@@ -30,10 +31,13 @@ type Root struct {
 // Layout returns the paths of the selected root.
 func (r Root) Layout() layout.Root { return layout.New(r.Sysroot, r.RunDir) }
 
-// ExitError carries an exit code other than 1 through Run's error return.
+// ExitError carries an exit code other than 1 through Run's error return. Reported says the user
+// has been told already (by a step tool): Run then prints nothing more unless a caller wrapped
+// the error with context of its own.
 type ExitError struct {
-	Code int
-	Err  error
+	Code     int
+	Err      error
+	Reported bool
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }
@@ -76,17 +80,12 @@ func Run(name, description string, grammar any, args []string, stdout, stderr io
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, k); err != nil {
-		// An error with no text has been reported already (by a step tool the command ran).
-		if err.Error() != "" {
+		var ee *ExitError
+		if !errors.As(err, &ee) || !ee.Reported || err != error(ee) {
 			Report(stderr, name, err)
 		}
-		var ee *ExitError
-		if errors.As(err, &ee) {
+		if ee != nil {
 			return ee.Code
-		}
-		var coder interface{ ExitCode() int }
-		if errors.As(err, &coder) {
-			return coder.ExitCode()
 		}
 		return ExitFailure
 	}
@@ -163,4 +162,32 @@ func FindTool(name string) (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("step tool %s not found (looked in $BOOTC_LIBEXEC_DIR, next to this program, %s and $PATH)", name, DefaultLibexec)
+}
+
+// StepCommand prepares a step tool found with FindTool, with this process's environment; the
+// caller sets its output, extra descriptors and environment, then runs it with RunStep.
+func StepCommand(ctx context.Context, tool string, args ...string) (*exec.Cmd, error) {
+	path, err := FindTool(tool)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = os.Environ()
+	return cmd, nil
+}
+
+// RunStep runs a step tool sharing the caller's writer lock (handed down after any extra
+// descriptors the caller set). A tool that fails has told the user why already, so its error is a
+// Reported ExitError carrying its status.
+func RunStep(cmd *exec.Cmd, l *lock.Lock) error {
+	tool := filepath.Base(cmd.Path)
+	l.Handoff(cmd)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &ExitError{Code: ee.ExitCode(), Err: fmt.Errorf("%s exited with status %d", tool, ee.ExitCode()), Reported: true}
+		}
+		return fmt.Errorf("running %s: %w", tool, err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -45,6 +46,10 @@ func TestRunExitCodes(t *testing.T) {
 		{"failure", nil, errors.New("doing it: \x1b[1mbroken\x1b[0m"), ExitFailure, "demo: error: doing it: broken\n"},
 		{"exit code", nil, &ExitError{Code: 7, Err: errors.New("seven")}, 7, "demo: error: seven\n"},
 		{"help", []string{"--help"}, nil, 0, ""},
+		// A step tool already said why: only its status is passed on.
+		{"reported", nil, &ExitError{Code: 3, Err: errors.New("tool exited with status 3"), Reported: true}, 3, ""},
+		// With a caller's context added, the line is worth printing.
+		{"reported and wrapped", nil, fmt.Errorf("storing images: %w", &ExitError{Code: 3, Err: errors.New("tool exited with status 3"), Reported: true}), 3, "demo: error: storing images: tool exited with status 3\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,6 +60,9 @@ func TestRunExitCodes(t *testing.T) {
 			}
 			if !strings.Contains(errOut.String(), c.wantErr) {
 				t.Errorf("stderr %q lacks %q", errOut.String(), c.wantErr)
+			}
+			if c.name == "reported" && errOut.Len() != 0 {
+				t.Errorf("a reported error was printed again: %q", errOut.String())
 			}
 			if strings.Count(errOut.String(), "\n") > 1 {
 				t.Errorf("error is more than one line: %q", errOut.String())

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"gobootc.dev/lib/cli"
@@ -38,10 +37,6 @@ type fetcher struct {
 // booted deployment of the root it works on, which a new root does not have: it is given
 // neither.
 func (f *fetcher) fetch(ctx context.Context, ref imgref.Ref, check bool) (*fetchResult, error) {
-	path, err := cli.FindTool("bootc-fetch")
-	if err != nil {
-		return nil, err
-	}
 	resultFile := filepath.Join(f.tmp, "fetch-result.json")
 	os.Remove(resultFile)
 	args := []string{"--sysroot", f.r.Phys, "--run-dir", f.r.Run, "--cmdline", os.DevNull,
@@ -53,26 +48,23 @@ func (f *fetcher) fetch(ctx context.Context, ref imgref.Ref, check bool) (*fetch
 		args = append(args, "--check")
 	}
 	args = append(args, ref.Image)
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd, err := cli.StepCommand(ctx, "bootc-fetch", args...)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = f.stdout, f.stderr
 	var checkErr bytes.Buffer
 	if check {
 		// A check of a new root would only announce an "update"; its error is what matters.
 		cmd.Stdout, cmd.Stderr = io.Discard, &checkErr
 	}
-	cmd.Env = os.Environ()
-	f.lock.Handoff(cmd)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if check {
-				return nil, fmt.Errorf("the target image %s cannot be fetched (--skip-fetch-check skips this check): %s",
-					ref, bytes.TrimSpace(lastLine(checkErr.Bytes())))
-			}
-			// bootc-fetch has said what went wrong; exit with its status.
-			return nil, &cli.ExitError{Code: ee.ExitCode(), Err: errors.New("")}
+	if err := cli.RunStep(cmd, f.lock); err != nil {
+		var ee *cli.ExitError
+		if check && errors.As(err, &ee) {
+			return nil, fmt.Errorf("the target image %s cannot be fetched (--skip-fetch-check skips this check): %s",
+				ref, bytes.TrimSpace(lastLine(checkErr.Bytes())))
 		}
-		return nil, fmt.Errorf("running bootc-fetch: %w", err)
+		return nil, err
 	}
 	data, err := os.ReadFile(resultFile)
 	if err != nil {
@@ -94,24 +86,4 @@ func lastLine(b []byte) []byte {
 		return b[i+1:]
 	}
 	return b
-}
-
-// run runs another step tool under the install's lock; its output is the user's.
-func (f *fetcher) run(ctx context.Context, tool string, args ...string) error {
-	path, err := cli.FindTool(tool)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = f.stdout, f.stderr
-	cmd.Env = os.Environ()
-	f.lock.Handoff(cmd)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return &cli.ExitError{Code: ee.ExitCode(), Err: errors.New("")}
-		}
-		return fmt.Errorf("running %s: %w", tool, err)
-	}
-	return nil
 }

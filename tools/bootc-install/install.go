@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/cli"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -377,5 +378,10 @@ func (in *installer) boundImages(ctx context.Context, f *fetcher, deployRoot str
 	if in.c.BoundImages == "stored" {
 		args = append(args, "--from-storage", HostStorage)
 	}
-	return f.run(ctx, "bootc-bound-images", args...)
+	cmd, err := cli.StepCommand(ctx, "bootc-bound-images", args...)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f.stdout, f.stderr
+	return cli.RunStep(cmd, f.lock)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -201,17 +200,14 @@ func (c *CLI) boundImages(ctx context.Context, r layout.Root, l *lock.Lock, d *r
 	if err != nil || !has {
 		return err
 	}
-	tool, err := cli.FindTool(BoundImagesTool)
+	cmd, err := cli.StepCommand(ctx, BoundImagesTool, "--sysroot", r.Phys, "sync", "--deployment", layout.DeploymentKargValue(d.Stateroot, d.ID))
 	if err != nil {
 		return fmt.Errorf("deployment %s declares bound images: %w", d.ID, err)
 	}
-	cmd := exec.CommandContext(ctx, tool, "--sysroot", r.Phys, "sync", "--deployment", layout.DeploymentKargValue(d.Stateroot, d.ID))
-	cmd.Env = append(os.Environ(), "BOOTC_RUN_DIR="+r.Run)
+	cmd.Env = append(cmd.Env, "BOOTC_RUN_DIR="+r.Run)
 	cmd.Stdout, cmd.Stderr = out, errOut
-	l.Handoff(cmd)
-	if err := cmd.Run(); err != nil {
-		// The tool has said why on stderr.
-		return fmt.Errorf("storing the bound images of deployment %s: %s: %w", d.ID, BoundImagesTool, err)
+	if err := cli.RunStep(cmd, l); err != nil {
+		return fmt.Errorf("storing the bound images of deployment %s: %w", d.ID, err)
 	}
 	return nil
 }

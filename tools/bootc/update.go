@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"gobootc.dev/lib/cli"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"gobootc.dev/lib/imgref"
@@ -78,27 +76,21 @@ func (u *update) end() {
 
 // step runs a step tool with the lock handed down and decodes its --result into res.
 func (u *update) step(tool string, res any, args ...string) error {
-	path, err := cli.FindTool(tool)
+	resultFile := filepath.Join(u.tmp, tool+".json")
+	args = append(args, "--result", resultFile)
+	if u.progressFD > 0 && tool == "bootc-fetch" {
+		args = append(args, "--progress-fd", "3") // the first extra descriptor
+	}
+	cmd, err := cli.StepCommand(context.Background(), tool, args...)
 	if err != nil {
 		return err
 	}
-	resultFile := filepath.Join(u.tmp, tool+".json")
-	args = append(args, "--result", resultFile)
-	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = u.e.stdout, u.e.stderr
-	cmd.Env = os.Environ()
 	if u.progressFD > 0 && tool == "bootc-fetch" {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(u.progressFD), "progress"))
-		cmd.Args = append(cmd.Args, "--progress-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(u.progressFD), "progress")}
 	}
-	u.lock.Handoff(cmd)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			// The tool has already said what went wrong; exit with its status.
-			return &silentError{code: ee.ExitCode()}
-		}
-		return fmt.Errorf("running %s: %w", tool, err)
+	if err := cli.RunStep(cmd, u.lock); err != nil {
+		return err
 	}
 	if res == nil {
 		return nil
@@ -131,11 +123,6 @@ func (u *update) stage(digest string, downloadOnly bool) (*stageResult, error) {
 	res := &stageResult{}
 	return res, u.step("bootc-stage", res, args...)
 }
-
-// silentError carries a step tool's exit status; the tool already printed its error.
-type silentError struct{ code int }
-
-func (e *silentError) Error() string { return "" }
 
 // Run is `bootc upgrade`: fetch the tracked image (or just check it), stage it, and with --apply
 // reboot into it.
@@ -236,6 +223,3 @@ func (c *SwitchCmd) Run(top *CLI, e *env) error {
 	}
 	return nil
 }
-
-// ExitCode passes the step tool's status on.
-func (e *silentError) ExitCode() int { return e.code }

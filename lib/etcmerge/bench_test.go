@@ -2,11 +2,8 @@ package etcmerge
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
-	"os/exec"
+	"gobootc.dev/lib/etcmerge/etcmergetest"
 	"path/filepath"
-	"sort"
 	"testing"
 )
 
@@ -15,82 +12,14 @@ import (
 func benchTrees(b *testing.B) trees {
 	b.Helper()
 	base := b.TempDir()
-	tr := trees{
-		pristine: filepath.Join(base, "pristine"),
-		current:  filepath.Join(base, "current"),
-		next:     filepath.Join(base, "new"),
-		out:      filepath.Join(base, "out"),
-	}
-	for _, dst := range []string{tr.pristine, tr.current, tr.next} {
-		if out, err := exec.Command("cp", "-a", "/etc", dst).CombinedOutput(); err != nil {
-			b.Skipf("cannot copy /etc: %v: %s", err, out)
-		}
-	}
-	var files, links []string
-	err := filepath.WalkDir(tr.pristine, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(tr.pristine, p)
-		switch {
-		case d.Type().IsRegular():
-			files = append(files, rel)
-		case d.Type()&fs.ModeSymlink != 0:
-			links = append(links, rel)
-		}
-		return nil
-	})
+	m, err := etcmergetest.Make("/etc", base)
 	if err != nil {
-		b.Fatal(err)
+		b.Skipf("cannot build the benchmark's trees: %v", err)
 	}
-	sort.Strings(files)
-	sort.Strings(links)
-	if len(files) < 200 || len(links) < 10 {
-		b.Skipf("/etc too small for a realistic benchmark: %d files, %d symlinks", len(files), len(links))
+	if m.Links < 10 {
+		b.Skipf("/etc too small for a realistic benchmark: %d files, %d symlinks", m.Files, m.Links)
 	}
-	must := func(err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	appendTo := func(root, rel, text string) {
-		fh, err := os.OpenFile(filepath.Join(root, rel), os.O_WRONLY|os.O_APPEND, 0)
-		must(err)
-		_, err = fh.WriteString(text)
-		must(err)
-		must(fh.Close())
-	}
-	// Local changes: 20 edits, 10 chmods, 5 removals, 5 retargeted symlinks, 10 additions.
-	for i := 0; i < 20; i++ {
-		appendTo(tr.current, files[i*7], "\n# local edit\n")
-	}
-	for i := 0; i < 10; i++ {
-		must(os.Chmod(filepath.Join(tr.current, files[i*7+3]), 0o600))
-	}
-	for i := 0; i < 5; i++ {
-		must(os.Remove(filepath.Join(tr.current, files[i*7+5])))
-	}
-	for i := 0; i < 5; i++ {
-		p := filepath.Join(tr.current, links[i])
-		must(os.Remove(p))
-		must(os.Symlink("/run/local-target", p))
-	}
-	must(os.MkdirAll(filepath.Join(tr.current, "local.d"), 0o755))
-	for i := 0; i < 10; i++ {
-		must(os.WriteFile(filepath.Join(tr.current, "local.d", fmt.Sprintf("%02d.conf", i)), []byte("local\n"), 0o644))
-	}
-	// Image changes: 40 edits (every other one also edited locally), 10 removals, 10 additions.
-	for i := 0; i < 40; i++ {
-		appendTo(tr.next, files[i*5], "\n# new default\n")
-	}
-	for i := 0; i < 10; i++ {
-		must(os.Remove(filepath.Join(tr.next, files[len(files)-1-i*3])))
-	}
-	must(os.MkdirAll(filepath.Join(tr.next, "vendor.d"), 0o755))
-	for i := 0; i < 10; i++ {
-		must(os.WriteFile(filepath.Join(tr.next, "vendor.d", fmt.Sprintf("%02d.conf", i)), []byte("vendor\n"), 0o644))
-	}
-	return tr
+	return trees{pristine: m.Pristine, current: m.Current, next: m.New, out: filepath.Join(base, "out")}
 }
 
 func BenchmarkMerge(b *testing.B) {

@@ -265,21 +265,21 @@ func (b *bench) etcMerge() ([]row, error) {
 			syncs = append(syncs, d)
 			flush()
 			start := time.Now()
-			plan, err := etcmerge.Merge(t.tr.pristine, t.tr.current, t.tr.next, filepath.Join(dir, fmt.Sprintf("out%d", i)))
+			plan, err := etcmerge.Merge(t.tr.Pristine, t.tr.Current, t.tr.New, filepath.Join(dir, fmt.Sprintf("out%d", i)))
 			merges = append(merges, time.Since(start))
 			if err != nil {
 				return t, fmt.Errorf("merging: %w", err)
 			}
 			t.tr.actions = len(plan.Actions)
 			start = time.Now()
-			if _, err := etcmerge.Plan(t.tr.pristine, t.tr.current, t.tr.next); err != nil {
+			if _, err := etcmerge.Plan(t.tr.Pristine, t.tr.Current, t.tr.New); err != nil {
 				return t, fmt.Errorf("planning: %w", err)
 			}
 			plans = append(plans, time.Since(start))
 			flush()
 			start = time.Now()
-			if out, err := exec.Command("cp", "-a", t.tr.current, filepath.Join(dir, fmt.Sprintf("cp%d", i))).CombinedOutput(); err != nil {
-				return t, fmt.Errorf("cp -a %s: %v: %s", t.tr.current, err, out)
+			if out, err := exec.Command("cp", "-a", t.tr.Current, filepath.Join(dir, fmt.Sprintf("cp%d", i))).CombinedOutput(); err != nil {
+				return t, fmt.Errorf("cp -a %s: %v: %s", t.tr.Current, err, out)
 			}
 			cps = append(cps, time.Since(start))
 		}
@@ -299,7 +299,7 @@ func (b *bench) etcMerge() ([]row, error) {
 	return []row{
 		{Name: "etcmerge.Merge on " + fsType(b.work), Value: ms(disk.merge), Unit: "ms", Limit: 100, Against: "cp -a of the live /etc", Ratio: ratio(disk.merge, disk.cp),
 			Note: fmt.Sprintf("median of %d (min %.1f ms); %s: %d entries, %d local and %d image changes, %d actions",
-				runs, ms(disk.mergeMin), b.etc, tr.entries, tr.local, tr.image, tr.actions)},
+				runs, ms(disk.mergeMin), b.etc, tr.Entries, tr.Local, tr.Image, tr.actions)},
 		{Name: "etcmerge.Merge on " + fsType(b.work), Value: ms(disk.merge), Unit: "ms", Against: "the same on tmpfs", Ratio: ratio(disk.merge, shm.merge)},
 		{Name: "cp -a of the live /etc on " + fsType(b.work), Value: ms(disk.cp), Unit: "ms", Note: fmt.Sprintf("median of %d: what creating this many entries costs here", runs)},
 		{Name: "etcmerge.Plan alone on " + fsType(b.work), Value: ms(disk.plan), Unit: "ms", Note: "reading and comparing the three trees, warm cache"},

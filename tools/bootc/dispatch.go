@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/deploy"
 	"gobootc.dev/lib/layout"
 	"io"
 	"io/fs"
@@ -73,16 +74,14 @@ func requireHost(verb string) error {
 	return requireRoot(verb)
 }
 
-// RebootRequiredPath is watched by reboot coordinators (kured and similar).
-var RebootRequiredPath = "/run/reboot-required"
-
-// writeRebootRequired tells reboot coordinators a reboot is pending; it is advisory, so a
-// failure to write it does not fail the operation.
+// writeRebootRequired tells reboot coordinators (kured and similar) a reboot is pending; it is
+// advisory, so a failure to write it does not fail the operation.
 func writeRebootRequired(digest string) {
-	if p := os.Getenv("BOOTC_REBOOT_REQUIRED"); p != "" {
-		RebootRequiredPath = p
+	path := os.Getenv("BOOTC_REBOOT_REQUIRED")
+	if path == "" {
+		path = deploy.DefaultRebootRequired
 	}
-	os.WriteFile(RebootRequiredPath, []byte("bootc: Reboot required for image: "+digest+"\n"), 0o644)
+	deploy.WriteRebootRequired(path, digest)
 }
 
 // reboot asks systemd to reboot; --apply verbs end here.

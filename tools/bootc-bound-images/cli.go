@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"gobootc.dev/lib/pullsecret"
 	"io"
 	"os"
 	"path/filepath"
@@ -52,11 +52,6 @@ type ListCmd struct {
 	Format string `help:"Output format: table or json." enum:"table,json" default:"table"`
 	Root   string `help:"Root filesystem whose bound images to list (default: the booted deployment, else /)." placeholder:"DIR"`
 }
-
-// authSearch is where the pull secret is looked for, first match wins: the same search as
-// bootc-fetch, so one secret serves the host image and its bound images. They are paths of the
-// running system, not of --sysroot.
-var authSearch = []string{"/run/ostree/auth.json", "/etc/ostree/auth.json", "/usr/lib/ostree/auth.json"}
 
 // Run runs the selected command ("sync", "gc", "list").
 func (c *CLI) Run(ctx context.Context, cmd string, out, errOut io.Writer) error {
@@ -125,22 +120,8 @@ func serviceEnv(registriesConf string) []string {
 // dir so that the pull is anonymous. Without a file, the bindings would send whatever
 // credentials the invoking user has for podman or docker.
 func (c *CLI) pullSecret(explicit, dir string) (string, error) {
-	if explicit != "" {
-		if _, err := os.Stat(explicit); err != nil {
-			return "", fmt.Errorf("pull secret: %w", err)
-		}
-		return explicit, nil
-	}
-	search := authSearch
-	if c.AuthSearch != nil {
-		search = c.AuthSearch
-	}
-	for _, p := range search {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("pull secret: %w", err)
-		}
+	if p, err := pullsecret.Find(explicit, c.AuthSearch); p != "" || err != nil {
+		return p, err
 	}
 	empty := filepath.Join(dir, "auth.json")
 	if err := os.WriteFile(empty, []byte("{}\n"), 0o600); err != nil {

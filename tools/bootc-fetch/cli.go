@@ -40,10 +40,6 @@ type CLI struct {
 	AuthSearch []string `kong:"-"`
 }
 
-// authSearch is where the pull secret is looked for, first match wins: the paths ostree-based
-// bootc uses, so one secret serves both. They are paths of the running system, not of --sysroot.
-var authSearch = []string{"/run/ostree/auth.json", "/etc/ostree/auth.json", "/usr/lib/ostree/auth.json"}
-
 // layoutRoot applies the defaults a zero CLI (built by tests) lacks.
 func (c *CLI) layoutRoot() layout.Root {
 	if c.Sysroot == "" {

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/pullsecret"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -53,22 +53,9 @@ func (c *CLI) systemContext() (*types.SystemContext, error) {
 		SignaturePolicyPath:      c.SignaturePolicy,
 		DockerRegistryUserAgent:  "bootc-fetch",
 	}
-	auth := c.Authfile
-	if auth != "" {
-		if _, err := os.Stat(auth); err != nil {
-			return nil, fmt.Errorf("pull secret: %w", err)
-		}
-	} else {
-		search := authSearch
-		if c.AuthSearch != nil {
-			search = c.AuthSearch
-		}
-		for _, p := range search {
-			if _, err := os.Stat(p); err == nil {
-				auth = p
-				break
-			}
-		}
+	auth, err := pullsecret.Find(c.Authfile, c.AuthSearch)
+	if err != nil {
+		return nil, err
 	}
 	if auth != "" {
 		sys.AuthFilePath = auth

@@ -356,6 +356,32 @@ type Mount struct {
 	Options string // per-mount options
 }
 
+// ReadOnly reports the mount point's own read-only flag.
+func (m Mount) ReadOnly() bool {
+	for _, o := range strings.Split(m.Options, ",") {
+		if o == "ro" {
+			return true
+		}
+	}
+	return false
+}
+
+// At returns the mount exactly at path (the last one, which shadows earlier ones there), or nil
+// when path is not a mount point.
+func At(path string) (*Mount, error) {
+	mounts, err := Mounts()
+	if err != nil {
+		return nil, err
+	}
+	var found *Mount
+	for i := range mounts {
+		if mounts[i].Target == path {
+			found = &mounts[i]
+		}
+	}
+	return found, nil
+}
+
 // Mounts reads this process's mount table.
 func Mounts() ([]Mount, error) {
 	f, err := os.Open("/proc/self/mountinfo")

@@ -3,11 +3,10 @@
 package mountns
 
 import (
-	"bufio"
 	"fmt"
+	"gobootc.dev/lib/blockdev"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,70 +15,15 @@ import (
 // envUnshared marks a process that already runs in its own mount namespace.
 const envUnshared = "BOOTC_UNSHARED"
 
-// Mount is one line of /proc/self/mountinfo that matters here.
-type Mount struct {
-	Point    string
-	ReadOnly bool // the mount point's own flag
-}
-
-// find returns the mount at exactly path, if path is a mount point.
-func find(path string) (*Mount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("reading mount table: %w", err)
-	}
-	defer f.Close()
-	var found *Mount
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || unescape(fields[4]) != path {
-			continue
-		}
-		// Later lines shadow earlier ones at the same point.
-		found = &Mount{Point: path, ReadOnly: hasOpt(fields[5], "ro")}
-	}
-	return found, sc.Err()
-}
-
-func hasOpt(opts, want string) bool {
-	for _, o := range strings.Split(opts, ",") {
-		if o == want {
-			return true
-		}
-	}
-	return false
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space and so on).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // readOnlyMounts returns the paths that are read-only mount points.
 func readOnlyMounts(paths []string) ([]string, error) {
 	var ro []string
 	for _, p := range paths {
-		m, err := find(p)
+		m, err := blockdev.At(p)
 		if err != nil {
 			return nil, err
 		}
-		if m != nil && m.ReadOnly {
+		if m != nil && m.ReadOnly() {
 			ro = append(ro, p)
 		}
 	}

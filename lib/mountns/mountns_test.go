@@ -2,6 +2,7 @@ package mountns
 
 import (
 	"errors"
+	"gobootc.dev/lib/blockdev"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,9 +45,9 @@ func TestMakeWritable(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
 		t.Fatalf("write to the read-only mount: %v", err)
 	}
-	m, err := find(dir)
-	if err != nil || m == nil || !m.ReadOnly {
-		t.Fatalf("find(%s) = %+v, %v", dir, m, err)
+	m, err := blockdev.At(dir)
+	if err != nil || m == nil || !m.ReadOnly() {
+		t.Fatalf("blockdev.At(%s) = %+v, %v", dir, m, err)
 	}
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -58,7 +59,7 @@ func TestMakeWritable(t *testing.T) {
 		t.Errorf("the writer's file: %q, %v", data, err)
 	}
 	// The writer's namespace did not leak: here the mount is still read-only.
-	if m, _ := find(dir); m == nil || !m.ReadOnly {
+	if m, _ := blockdev.At(dir); m == nil || !m.ReadOnly() {
 		t.Errorf("mount became writable outside the writer: %+v", m)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "y"), nil, 0o644); !errors.Is(err, unix.EROFS) {
@@ -70,16 +71,5 @@ func TestPlainDirectoryNeedsNothing(t *testing.T) {
 	dir := t.TempDir()
 	if err := MakeWritable(dir, filepath.Join(dir, "missing")); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/t\011x`: "/t\tx", `/bad\09`: `/bad\09`} {
-		if got := unescape(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if !hasOpt("rw,relatime", "rw") || hasOpt("rw,relatime", "ro") {
-		t.Error("hasOpt")
 	}
 }

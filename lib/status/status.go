@@ -3,9 +3,9 @@
 package status
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/blockdev"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,22 +238,10 @@ func softRebootCapable(r layout.Root, booted, target *Deployment) bool {
 // readOnlyMedium reports a physical root on a read-only device (a live medium): a booted host
 // always mounts /sysroot read-only, so only the device's own flag tells.
 func readOnlyMedium(phys string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
+	m, err := blockdev.At(phys)
+	if err != nil || m == nil {
 		return false
 	}
-	defer f.Close()
-	var majmin string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 5 && fields[4] == phys {
-			majmin = fields[2] // the last mount at that point wins, as it shadows earlier ones
-		}
-	}
-	if majmin == "" {
-		return false
-	}
-	data, err := os.ReadFile("/sys/dev/block/" + majmin + "/ro")
+	data, err := os.ReadFile("/sys/dev/block/" + m.MajMin + "/ro")
 	return err == nil && strings.TrimSpace(string(data)) == "1"
 }

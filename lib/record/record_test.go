@@ -94,3 +94,28 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("removing a missing record: %v", err)
 	}
 }
+
+// --result never replaces a device node or link by a file.
+func TestResultToNonRegularFile(t *testing.T) {
+	if err := WriteResult("/dev/null", FetchResult{Version: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("/dev/null is now %v (%v)", fi.Mode(), err)
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "result.json")
+	want := StageResult{Staged: true, ID: "a.0", GC: &StageGC{Layers: 2}}
+	if err := WriteResult(p, want); err != nil {
+		t.Fatal(err)
+	}
+	var got StageResult
+	if err := ReadResult("bootc-stage", p, &got); err != nil || got.ID != "a.0" || !got.Staged || got.GC == nil || got.GC.Layers != 2 {
+		t.Errorf("read back %+v, %v", got, err)
+	}
+	if err := ReadResult("bootc-stage", filepath.Join(t.TempDir(), "none"), &got); err == nil || !strings.Contains(err.Error(), "bootc-stage's result") {
+		t.Errorf("missing result: %v", err)
+	}
+}

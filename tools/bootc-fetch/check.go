@@ -38,7 +38,7 @@ func (c *CLI) check(root layout.Root, tgt *target, res *resolved, configRaw []by
 		r := Result{ManifestDigest: res.digest.String(), Version: rec.Version,
 			Changed:       changed && !sameDigest(tgt.staged, res.digest),
 			AlreadyStaged: sameDigest(tgt.staged, res.digest)}
-		if err := writeJSON(c.Result, r); err != nil {
+		if err := record.WriteResult(c.Result, r); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,16 +35,7 @@ type target struct {
 }
 
 // Result is the JSON document --result writes for callers (bootc upgrade/switch).
-type Result struct {
-	ManifestDigest string `json:"manifestDigest"`
-	Version        string `json:"version"`
-	// Changed: the image differs from both the booted and the staged deployment.
-	Changed       bool  `json:"changed"`
-	AlreadyStaged bool  `json:"alreadyStaged"`
-	BytesFetched  int64 `json:"bytesFetched"`
-	LayersFetched int   `json:"layersFetched"`
-	LayersReused  int   `json:"layersReused"`
-}
+type Result = record.FetchResult
 
 // Run fetches the image, or with --check only looks for an update.
 //
@@ -211,7 +201,7 @@ func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, 
 		BytesFetched:  fetched.bytes, LayersFetched: fetched.layers, LayersReused: plan.reused,
 	}
 	if c.Result != "" {
-		if err := writeJSON(c.Result, out); err != nil {
+		if err := record.WriteResult(c.Result, out); err != nil {
 			return err
 		}
 	}
@@ -286,34 +276,6 @@ func writeImage(root layout.Root, res *resolved, configRaw []byte, rec record.Im
 	fi := &record.FetchedImage{Version: record.FormatVersion, Image: rec, FetchedAt: time.Now().UTC()}
 	if err := record.Write(root.ImageRecord(d), fi); err != nil {
 		return fmt.Errorf("writing image record: %w", err)
-	}
-	return nil
-}
-
-// writeJSON writes the --result document. A regular file (or a new one) is replaced atomically,
-// so a caller never reads half of it; anything else (a pipe, /dev/stdout, a descriptor under
-// /dev/fd) is written in place, since renaming over it would replace the device node or link.
-func writeJSON(path string, v any) error {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		_, err = f.Write(append(b, '\n'))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return nil
-	}
-	if err := record.Write(path, v); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

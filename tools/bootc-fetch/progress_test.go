@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -32,15 +31,5 @@ func TestTTYProgress(t *testing.T) {
 	last := evs[len(evs)-1]
 	if last["bytes"] != float64(2148) || last["bytesTotal"] != float64(2148) || last["steps"] != float64(2) || last["stepsCached"] != float64(1) {
 		t.Errorf("last event %v", last)
-	}
-}
-
-// --result never replaces a device node or link by a file.
-func TestResultToNonRegularFile(t *testing.T) {
-	if err := writeJSON("/dev/null", Result{Version: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		t.Fatalf("/dev/null is now %v (%v)", fi.Mode(), err)
 	}
 }

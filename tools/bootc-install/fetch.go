@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"gobootc.dev/lib/record"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,12 +15,6 @@ import (
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/lock"
 )
-
-// fetchResult is the part of bootc-fetch's --result used here.
-type fetchResult struct {
-	ManifestDigest string `json:"manifestDigest"`
-	Version        string `json:"version"`
-}
 
 // fetcher runs bootc-fetch against the new physical root, under the install's lock.
 type fetcher struct {
@@ -36,7 +30,7 @@ type fetcher struct {
 // bootc-fetch reports. The tool reads the host's command line and run directory only to find a
 // booted deployment of the root it works on, which a new root does not have: it is given
 // neither.
-func (f *fetcher) fetch(ctx context.Context, ref imgref.Ref, check bool) (*fetchResult, error) {
+func (f *fetcher) fetch(ctx context.Context, ref imgref.Ref, check bool) (*record.FetchResult, error) {
 	resultFile := filepath.Join(f.tmp, "fetch-result.json")
 	os.Remove(resultFile)
 	args := []string{"--sysroot", f.r.Phys, "--run-dir", f.r.Run, "--cmdline", os.DevNull,
@@ -66,13 +60,9 @@ func (f *fetcher) fetch(ctx context.Context, ref imgref.Ref, check bool) (*fetch
 		}
 		return nil, err
 	}
-	data, err := os.ReadFile(resultFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading bootc-fetch's result: %w", err)
-	}
-	res := &fetchResult{}
-	if err := json.Unmarshal(data, res); err != nil {
-		return nil, fmt.Errorf("reading bootc-fetch's result: %w", err)
+	res := &record.FetchResult{}
+	if err := record.ReadResult("bootc-fetch", resultFile, res); err != nil {
+		return nil, err
 	}
 	if res.ManifestDigest == "" {
 		return nil, fmt.Errorf("bootc-fetch reported no manifest digest for %s", ref)

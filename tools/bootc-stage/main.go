@@ -3,12 +3,11 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"gobootc.dev/lib/record"
 	"io"
 	"os"
 
 	"github.com/alecthomas/kong"
-	"github.com/google/renameio/v2"
 
 	"gobootc.dev/lib/cli"
 )
@@ -33,13 +32,6 @@ func (c *CLI) runner(out, errOut io.Writer) func(context.Context, *kong.Context)
 		if c.Result == "" {
 			return nil
 		}
-		data, err := res.JSON()
-		if err != nil {
-			return err
-		}
-		if err := renameio.WriteFile(c.Result, data, 0o644); err != nil {
-			return fmt.Errorf("writing result: %w", err)
-		}
-		return nil
+		return record.WriteResult(c.Result, res)
 	}
 }

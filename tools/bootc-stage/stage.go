@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,46 +44,7 @@ type CLI struct {
 }
 
 // Result is the outcome, for callers (the `bootc` front, agents) to read with --result.
-type Result struct {
-	// Staged is true when a new deployment was built and staged.
-	Staged bool `json:"staged"`
-	// Reason explains Staged false: "already-staged" or "already-booted".
-	Reason       string `json:"reason,omitempty"`
-	Stateroot    string `json:"stateroot"`
-	ID           string `json:"id,omitempty"` // the staged deployment (new or already there)
-	Image        string `json:"image"`
-	Version      string `json:"version,omitempty"`
-	Kernel       string `json:"kernel,omitempty"`
-	BootDigest   string `json:"bootDigest,omitempty"`
-	Kargs        string `json:"kargs,omitempty"`
-	DownloadOnly bool   `json:"downloadOnly"`
-	// Replaced is the id of the staged deployment this one replaced; Unstaged the id of one
-	// discarded because the booted image was asked for again.
-	Replaced string `json:"replaced,omitempty"`
-	Unstaged string `json:"unstaged,omitempty"`
-	// Armed: bootc-finalize.service was started.
-	Armed   bool      `json:"armed"`
-	GC      *gcResult `json:"gc,omitempty"`
-	GCError string    `json:"gcError,omitempty"`
-}
-
-type gcResult struct {
-	Deployments []string `json:"deployments,omitempty"`
-	Images      []string `json:"images,omitempty"`
-	BootDirs    []string `json:"bootDirs,omitempty"`
-	Layers      int      `json:"layers"`
-	Objects     int      `json:"objects"`
-	Bytes       int64    `json:"bytes"`
-}
-
-// JSON renders the result as one JSON document.
-func (r *Result) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encoding result: %w", err)
-	}
-	return append(b, '\n'), nil
-}
+type Result = record.StageResult
 
 // Run stages the image. Step order: lock; compare with the staged and booted deployments
 // (staging either again changes nothing); build the deployment (lib/deploy); store the bound
@@ -337,7 +297,7 @@ func (c *CLI) announce(r layout.Root, d *record.Deployment) error {
 func (c *CLI) collect(ctx context.Context, r layout.Root, res *Result, out, errOut io.Writer) {
 	g, err := gc.Run(ctx, gc.Options{Root: r, Cmdline: c.Cmdline})
 	if g != nil {
-		res.GC = &gcResult{Deployments: g.Deployments, Images: g.Images, BootDirs: g.BootDirs, Layers: g.Layers, Objects: g.Objects, Bytes: g.Bytes}
+		res.GC = &record.StageGC{Deployments: g.Deployments, Images: g.Images, BootDirs: g.BootDirs, Layers: g.Layers, Objects: g.Objects, Bytes: g.Bytes}
 	}
 	if err != nil {
 		res.GCError = err.Error()

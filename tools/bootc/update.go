@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"gobootc.dev/lib/cli"
@@ -29,20 +28,6 @@ type update struct {
 	quiet bool
 	// progressFD is the caller's --progress-fd, passed on to the step tools.
 	progressFD int
-}
-
-// fetchResult and stageResult are the parts of the step tools' --result files used here.
-type fetchResult struct {
-	ManifestDigest string `json:"manifestDigest"`
-	Version        string `json:"version"`
-	Changed        bool   `json:"changed"`
-	AlreadyStaged  bool   `json:"alreadyStaged"`
-}
-
-type stageResult struct {
-	Staged bool   `json:"staged"`
-	Reason string `json:"reason"`
-	ID     string `json:"id"`
 }
 
 func beginUpdate(top *CLI, e *env, verb string, quiet bool, progressFD int) (*update, error) {
@@ -95,32 +80,25 @@ func (u *update) step(tool string, res any, args ...string) error {
 	if res == nil {
 		return nil
 	}
-	data, err := os.ReadFile(resultFile)
-	if err != nil {
-		return fmt.Errorf("reading %s's result: %w", tool, err)
-	}
-	if err := json.Unmarshal(data, res); err != nil {
-		return fmt.Errorf("reading %s's result: %w", tool, err)
-	}
-	return nil
+	return record.ReadResult(tool, resultFile, res)
 }
 
 // fetch runs bootc-fetch with args, adding --quiet when asked.
-func (u *update) fetch(args ...string) (*fetchResult, error) {
+func (u *update) fetch(args ...string) (*record.FetchResult, error) {
 	if u.quiet {
 		args = append(args, "--quiet")
 	}
-	res := &fetchResult{}
+	res := &record.FetchResult{}
 	return res, u.step("bootc-fetch", res, args...)
 }
 
 // stage runs bootc-stage for a fetched manifest digest.
-func (u *update) stage(digest string, downloadOnly bool) (*stageResult, error) {
+func (u *update) stage(digest string, downloadOnly bool) (*record.StageResult, error) {
 	args := []string{"--image", digest}
 	if downloadOnly {
 		args = append(args, "--download-only")
 	}
-	res := &stageResult{}
+	res := &record.StageResult{}
 	return res, u.step("bootc-stage", res, args...)
 }
 

@@ -9,6 +9,7 @@ package boundimage
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,31 @@ func Declares(root string) (bool, error) {
 		return false, fmt.Errorf("reading bound images: %w", err)
 	}
 	return len(entries) > 0, nil
+}
+
+// HasImages reports whether the containers-storage at storage (bootc's bound image storage)
+// holds any image, by reading the image lists of its graph drivers rather than starting podman:
+// collecting an empty storage needs no podman at all. A list it cannot parse counts as holding
+// images, so that podman, not this guess, decides what is there.
+func HasImages(storage string) (bool, error) {
+	lists, err := filepath.Glob(filepath.Join(storage, "*-images", "images.json"))
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", storage, err)
+	}
+	for _, p := range lists {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading the image list: %w", err)
+		}
+		var list []json.RawMessage
+		if err := json.Unmarshal(data, &list); err != nil || len(list) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Read returns the bound images root declares, in declaration name order. A root without Dir

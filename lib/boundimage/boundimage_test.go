@@ -200,3 +200,52 @@ func TestRead(t *testing.T) {
 		})
 	}
 }
+
+func TestHasImages(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"missing storage", nil, false},
+		{"fresh storage", map[string]string{"overlay/": "", "overlay-images/": ""}, false},
+		{"empty list", map[string]string{"overlay-images/images.json": "[]"}, false},
+		{"one image", map[string]string{"overlay-images/images.json": `[{"id":"abc","names":["localhost/app:1"]}]`}, true},
+		{"another driver", map[string]string{"overlay-images/images.json": "[]", "vfs-images/images.json": `[{"id":"abc"}]`}, true},
+		// Not understood: podman decides.
+		{"unparsable list", map[string]string{"overlay-images/images.json": "{not json"}, true},
+		{"not a list file", map[string]string{"overlay-layers/layers.json": `[{"id":"l"}]`}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			storage := filepath.Join(t.TempDir(), "storage")
+			for p, content := range c.files {
+				full := filepath.Join(storage, p)
+				if strings.HasSuffix(p, "/") {
+					if err := os.MkdirAll(full, 0o700); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := boundimage.HasImages(storage)
+			if err != nil || got != c.want {
+				t.Errorf("HasImages = %v, %v; want %v", got, err, c.want)
+			}
+		})
+	}
+	// A list that cannot be read is an error, not a guess.
+	storage := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(storage, "overlay-images", "images.json"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := boundimage.HasImages(storage); err == nil || !strings.Contains(err.Error(), "image list") {
+		t.Errorf("HasImages on an unreadable list: %v", err)
+	}
+}

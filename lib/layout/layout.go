@@ -104,6 +104,10 @@ func (r Root) BootConfig() string { return filepath.Join(r.Bootc(), "boot.json")
 // FinalizeFailure is left by a failed finalize for the next boot to report.
 func (r Root) FinalizeFailure() string { return filepath.Join(r.Bootc(), "finalize-failure.json") }
 
+// CleanupPending is left by a finalize once the new boot entry set is written: deployments it
+// dropped from the entries are removed by the cleanup at the next boot, which then deletes it.
+func (r Root) CleanupPending() string { return filepath.Join(r.Bootc(), "cleanup-pending") }
+
 // Provenance is the install-time record of where the system came from.
 func (r Root) Provenance() string { return filepath.Join(r.Phys, ".bootc-aleph.json") }
 

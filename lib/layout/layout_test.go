@@ -77,6 +77,7 @@ func TestPaths(t *testing.T) {
 		r.BootFiles("sha256:cd"):             "/sysroot/boot/bootc/sha256-cd",
 		r.Entries():                          "/sysroot/boot/loader/entries",
 		r.Staged():                           "/run/bootc/staged.json",
+		r.CleanupPending():                   "/sysroot/bootc/cleanup-pending",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)

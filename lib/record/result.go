@@ -40,6 +40,9 @@ type StageResult struct {
 	Armed   bool     `json:"armed"`
 	GC      *StageGC `json:"gc,omitempty"`
 	GCError string   `json:"gcError,omitempty"`
+	// BoundImagesError: removing the bound images no kept deployment declares failed (after
+	// the deployments were collected, whatever GCError says).
+	BoundImagesError string `json:"boundImagesError,omitempty"`
 }
 
 // StageGC is what the collection after a stage removed.

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/containers/podman/v5/pkg/bindings/images"
@@ -51,23 +48,6 @@ func keptDeployments(r layout.Root, cmdline string) ([]*record.Deployment, error
 	return kept, nil
 }
 
-// hasImages reports whether a containers-storage holds any image, without starting podman.
-func hasImages(storage string) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(storage, "overlay-images", "images.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(data, &list); err != nil {
-		// Unreadable here does not mean empty: let podman decide.
-		return true, nil
-	}
-	return len(list) > 0, nil
-}
-
 // gc removes every image of bootc's storage that no kept deployment declares. Step order:
 // decide the declared images from the records and deployment roots (a declaration that cannot
 // be read aborts before anything is removed); lock; start the service; resolve each declared
@@ -92,9 +72,9 @@ func (c *CLI) gc(ctx context.Context, out, errOut io.Writer) error {
 			declared = append(declared, im.Image)
 		}
 	}
-	present, err := hasImages(r.BoundStorage())
+	present, err := boundimage.HasImages(r.BoundStorage())
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", r.BoundStorage(), err)
+		return err
 	}
 	if !present {
 		fmt.Fprintln(out, "Bound images: nothing to remove.")

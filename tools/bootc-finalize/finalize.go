@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gobootc.dev/lib/bootloader"
+	"gobootc.dev/lib/cleanup"
 	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/etcmerge"
 	"gobootc.dev/lib/failpoint"
@@ -21,18 +22,20 @@ import (
 	"gobootc.dev/lib/status"
 )
 
-// CLI is the command line. Without flags it finalizes; the unit on the next boot reports a
-// failure with --report-failure, and an operator clears it with --acknowledge.
+// CLI is the command line. Without flags it finalizes; on the next boot, the units report a
+// failure with --report-failure and remove what a successful finalize left unneeded with
+// --cleanup; an operator clears a failure with --acknowledge.
 type CLI struct {
 	cli.Root
 	Cmdline       string        `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
 	ReportFailure bool          `help:"Report the failure a previous finalize left, and fail while it is there." xor:"mode"`
 	Acknowledge   bool          `help:"Forget the failure a previous finalize left." xor:"mode"`
+	Cleanup       bool          `help:"Remove the deployments and bound images the last finalize left unneeded (run at boot)." xor:"mode"`
 	LockWait      time.Duration `help:"How long to wait for another bootc operation." default:"2m" hidden:""`
 }
 
 // Run does what the flags ask.
-func (c *CLI) Run(ctx context.Context, out io.Writer) error {
+func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) error {
 	r := c.Layout()
 	switch {
 	case c.ReportFailure:
@@ -42,6 +45,8 @@ func (c *CLI) Run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 		return record.Remove(r.FinalizeFailure())
+	case c.Cleanup:
+		return c.cleanup(ctx, r, out, errOut)
 	}
 	staged, err := record.ReadStaged(r)
 	if errors.Is(err, record.ErrNotFound) {
@@ -115,6 +120,12 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 	if err := bootloader.WriteSet(r.Boot, set, bootloader.OptionsFor(cfg, failpoint.Prefixed("bootloader"))); err != nil {
 		return fmt.Errorf("writing boot entries: %w", err)
 	}
+	// The deployments the new set dropped are removed on the next boot (bootc-cleanup.service),
+	// not here: shutdown is no time for lengthy removals. A marker that cannot be written only
+	// delays that to the next upgrade, which is no reason to report the switch as failed.
+	if err := writeCleanupPending(r, st.Staged.Deployment); err != nil {
+		fmt.Fprintf(out, "warning: %v\n", err)
+	}
 
 	failpoint.Hit("finalize:done")
 	// The switch is done: the rest only tidies up, and a crash here loses nothing.
@@ -150,6 +161,46 @@ func mergeEtc(r layout.Root, booted, staged *record.Deployment) (*etcmerge.Merge
 		r.Etc(booted.Stateroot, booted.ID),
 		filepath.Join(r.Deployment(staged.Stateroot, staged.ID), "usr/etc"),
 		out)
+}
+
+// cleanupPending is the content of layout.CleanupPending. Only its presence matters; the rest
+// says where it came from, for a person looking at it.
+type cleanupPending struct {
+	Version   int       `json:"version"`
+	Time      time.Time `json:"time"`
+	Stateroot string    `json:"stateroot"`
+	ID        string    `json:"id"` // the deployment the finalize made the default
+}
+
+func writeCleanupPending(r layout.Root, d *record.Deployment) error {
+	m := &cleanupPending{Version: record.FormatVersion, Time: time.Now().UTC(), Stateroot: d.Stateroot, ID: d.ID}
+	if err := record.Write(r.CleanupPending(), m); err != nil {
+		return fmt.Errorf("recording the cleanup pending for the next boot: %w", err)
+	}
+	return nil
+}
+
+// cleanup runs at boot after a finalize: it collects the deployments the new boot entries no
+// longer name and the bound images only they declared, as a stage would, and removes the
+// pending marker once that succeeded. On failure the marker stays, so the next boot tries again.
+func (c *CLI) cleanup(ctx context.Context, r layout.Root, out, errOut io.Writer) error {
+	if !r.IsDeployed() {
+		return fmt.Errorf("%s holds no bootc state (%s)", r.Phys, r.Bootc())
+	}
+	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {
+		return err
+	}
+	l, err := lock.Acquire(ctx, r.Lock(), lock.Options{Operation: "cleanup", Wait: c.LockWait,
+		Notify: func(msg string) { fmt.Fprintln(errOut, msg) }})
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	res := cleanup.Run(ctx, cleanup.Options{Root: r, Cmdline: c.Cmdline, Lock: l, Out: out, ErrOut: errOut})
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("cleaning up after the last finalize (%s kept for the next boot): %w", r.CleanupPending(), err)
+	}
+	return record.Remove(r.CleanupPending())
 }
 
 // reportFailure makes the failure visible on the boot after it: the unit fails, and the journal

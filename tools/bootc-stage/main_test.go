@@ -18,6 +18,7 @@ import (
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/spectest"
 	"gobootc.dev/lib/status"
+	"gobootc.dev/lib/sysroottest"
 )
 
 const sr = layout.DefaultStateroot
@@ -442,5 +443,84 @@ func TestBoundImagesFailureStagesNothing(t *testing.T) {
 	}
 	if ids := e.deployments(t); len(ids) != 0 {
 		t.Errorf("deployments left behind: %v", ids)
+	}
+}
+
+// listBoundImage makes bootc's bound storage list an image, as podman records it, so that
+// collecting it needs the tool.
+func listBoundImage(t *testing.T, r layout.Root) {
+	t.Helper()
+	p := filepath.Join(r.BoundStorage(), "overlay-images", "images.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(`[{"id":"0123456789ab","names":["localhost/app:1"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBoundImagesCollectedAfterStage(t *testing.T) {
+	e := newEnv(t)
+	log := fakeBoundImages(t, 0)
+	// An empty bound storage needs no collection.
+	plain := dt.Fetch(t, e.r, "1", dt.OS("k1", "i1"))
+	o := e.mustStage(t, "--image", plain.ManifestDigest)
+	if exists(log) || !strings.Contains(o.stdout, "Bound images: nothing to remove.") {
+		t.Fatalf("stdout %q; calls %s", o.stdout, read(t, log))
+	}
+	listBoundImage(t, e.r)
+	bound := dt.Fetch(t, e.r, "2", append(dt.OS("k2", "i2"), boundImageFiles()...))
+	o = e.mustStage(t, "--image", bound.ManifestDigest)
+	want := "--sysroot " + e.r.Phys + " sync --deployment " + sr + "/" + o.res.ID + " lock=inherited\n" +
+		"--sysroot " + e.r.Phys + " --cmdline " + e.cmdline + " gc lock=inherited\n"
+	if got := read(t, log); got != want {
+		t.Errorf("bootc-bound-images calls:\n got %q\nwant %q", got, want)
+	}
+	if o.res.BoundImagesError != "" || o.res.GCError != "" {
+		t.Errorf("result %+v", o.res)
+	}
+}
+
+func TestBoundImagesCollectionFailureIsAWarning(t *testing.T) {
+	e := newEnv(t)
+	fakeBoundImages(t, 1)
+	listBoundImage(t, e.r)
+	plain := dt.Fetch(t, e.r, "1", dt.OS("k1", "i1"))
+	o := e.mustStage(t, "--image", plain.ManifestDigest)
+	if !o.res.Staged || e.staged(t).ID != o.res.ID {
+		t.Errorf("the stage did not succeed: %+v", o.res)
+	}
+	const msg = "collecting bound images: bootc-bound-images exited with status 1"
+	if o.res.BoundImagesError != msg || o.res.GCError != "" || o.res.GC == nil {
+		t.Errorf("result %+v", o.res)
+	}
+	if !strings.Contains(o.stderr, "warning: "+msg) {
+		t.Errorf("stderr %q", o.stderr)
+	}
+}
+
+// TestBoundImagesRemovedAfterStage runs the real bootc-bound-images on a storage podman filled:
+// after a stage, an image no kept deployment declares is gone and the booted one's stays.
+func TestBoundImagesRemovedAfterStage(t *testing.T) {
+	sysroottest.RequirePodman(t)
+	tools, err := sysroottest.Tools(t.TempDir(), "bootc-bound-images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	// The booted deployment declares registry.example/app:1; storing it is not under test.
+	fakeBoundImages(t, 0)
+	bootV1(t, e, append(dt.OS("k1", "i1"), boundImageFiles()...))
+	sysroottest.StoreImage(t, e.r.BoundStorage(), "registry.example/app:1")
+	sysroottest.StoreImage(t, e.r.BoundStorage(), "localhost/nobody:1")
+
+	t.Setenv("BOOTC_LIBEXEC_DIR", tools)
+	v2 := dt.Fetch(t, e.r, "2", dt.OS("k2", "i2"))
+	o := e.mustStage(t, "--image", v2.ManifestDigest)
+	if got := sysroottest.StoredImages(t, e.r.BoundStorage()); strings.Join(got, " ") != "registry.example/app:1" {
+		t.Errorf("bound images after the stage: %v, want only the booted deployment's\nstdout: %s\nstderr: %s", got, o.stdout, o.stderr)
+	}
+	if !strings.Contains(o.stdout, "Removed bound image") || !strings.Contains(o.stdout, "localhost/nobody:1") || o.res.BoundImagesError != "" {
+		t.Errorf("stdout %q, result %+v", o.stdout, o.res)
 	}
 }

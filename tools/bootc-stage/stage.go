@@ -12,9 +12,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/cleanup"
 	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/deploy"
-	"gobootc.dev/lib/gc"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/journal"
 	"gobootc.dev/lib/layout"
@@ -50,7 +50,8 @@ type Result = record.StageResult
 // (staging either again changes nothing); build the deployment (lib/deploy); store the bound
 // images it declares (bootc-bound-images), so they are there when it boots; write the staged
 // record; start the finalize unit; announce (status stamp, reboot-required, journal); collect
-// garbage, which also removes the deployment this one replaced.
+// garbage (lib/cleanup), which also removes the deployment this one replaced, then the bound
+// images that only deployments no longer kept declared.
 func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if d, err := digest.Parse(c.Image); err != nil || d.Algorithm() != digest.SHA256 {
 		return nil, fmt.Errorf("--image %q: want a manifest digest sha256:<64 hex digits>", c.Image)
@@ -95,7 +96,7 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 		return c.alreadyStaged(ctx, r, res, prevRec, prev, out, errOut)
 	}
 	if b := st.Booted; b != nil && b.Stateroot == c.Stateroot && b.Image.ManifestDigest == c.Image {
-		return c.alreadyBooted(ctx, r, res, prev, out, errOut)
+		return c.alreadyBooted(ctx, r, l, res, prev, out, errOut)
 	}
 
 	if err := r.Init(c.Stateroot); err != nil {
@@ -146,12 +147,13 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if c.DownloadOnly {
 		fmt.Fprintln(out, "Downloaded only: it will not be applied on reboot until 'bootc upgrade --from-downloaded'.")
 	}
-	c.collect(ctx, r, res, out, errOut)
+	c.collect(ctx, r, l, res, out, errOut)
 	return res, nil
 }
 
-// BoundImagesTool pulls the bound images a deployment declares into bootc's storage.
-const BoundImagesTool = "bootc-bound-images"
+// BoundImagesTool pulls the bound images a deployment declares into bootc's storage (and
+// collects those no kept deployment declares, in lib/cleanup).
+const BoundImagesTool = cleanup.BoundImagesTool
 
 // boundImages runs `bootc-bound-images sync` for a new deployment that declares bound images,
 // handing it the writer lock. Deployments declaring none never need the tool (nor podman).
@@ -223,7 +225,7 @@ func (c *CLI) alreadyStaged(ctx context.Context, r layout.Root, res *Result, rec
 
 // alreadyBooted: asking for the booted image means the next boot should run it, so a
 // deployment of another image staged meanwhile is discarded.
-func (c *CLI) alreadyBooted(ctx context.Context, r layout.Root, res *Result, prev *record.Deployment, out, errOut io.Writer) (*Result, error) {
+func (c *CLI) alreadyBooted(ctx context.Context, r layout.Root, l *lock.Lock, res *Result, prev *record.Deployment, out, errOut io.Writer) (*Result, error) {
 	res.Reason = "already-booted"
 	if prev == nil {
 		fmt.Fprintf(out, "Image %s is already booted; nothing to stage.\n", c.Image)
@@ -240,7 +242,7 @@ func (c *CLI) alreadyBooted(ctx context.Context, r layout.Root, res *Result, pre
 	if err := record.StatusChanged(r); err != nil {
 		return nil, err
 	}
-	c.collect(ctx, r, res, out, errOut)
+	c.collect(ctx, r, l, res, out, errOut)
 	return res, nil
 }
 
@@ -292,23 +294,22 @@ func (c *CLI) announce(r layout.Root, d *record.Deployment) error {
 		map[string]string{"IMAGE": d.Image.ManifestDigest, "DEPLOYMENT": layout.DeploymentKargValue(d.Stateroot, d.ID)})
 }
 
-// collect runs garbage collection. The stage has succeeded by then, so a failure is reported
-// as a warning (and in the result) rather than failing the command.
-func (c *CLI) collect(ctx context.Context, r layout.Root, res *Result, out, errOut io.Writer) {
-	g, err := gc.Run(ctx, gc.Options{Root: r, Cmdline: c.Cmdline})
-	if g != nil {
+// collect removes what no kept deployment needs: deployments (among them the one this stage
+// replaced), then the bound images only they declared (lib/cleanup). The stage has succeeded
+// by then, so a failure is reported as a warning (and in the result) rather than failing the
+// command.
+func (c *CLI) collect(ctx context.Context, r layout.Root, l *lock.Lock, res *Result, out, errOut io.Writer) {
+	cr := cleanup.Run(ctx, cleanup.Options{Root: r, Cmdline: c.Cmdline, Lock: l, Out: out, ErrOut: errOut})
+	if g := cr.GC; g != nil {
 		res.GC = &record.StageGC{Deployments: g.Deployments, Images: g.Images, BootDirs: g.BootDirs, Layers: g.Layers, Objects: g.Objects, Bytes: g.Bytes}
 	}
-	if err != nil {
-		res.GCError = err.Error()
-		fmt.Fprintf(errOut, "warning: %v\n", err)
-		return
+	if cr.GCErr != nil {
+		res.GCError = cr.GCErr.Error()
+		fmt.Fprintf(errOut, "warning: %v\n", cr.GCErr)
 	}
-	fmt.Fprintln(out, g.Summary())
-	if !g.Empty() {
-		if err := journal.Send(journal.Cleanup, journal.Info, g.Summary(), nil); err != nil {
-			fmt.Fprintf(errOut, "warning: %v\n", err)
-		}
+	if cr.BoundImagesErr != nil {
+		res.BoundImagesError = cr.BoundImagesErr.Error()
+		fmt.Fprintf(errOut, "warning: %v\n", cr.BoundImagesErr)
 	}
 }
 

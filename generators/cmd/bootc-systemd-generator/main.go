@@ -1,7 +1,7 @@
 // Command bootc-systemd-generator runs early at every boot of the host and enables the bootc units
-// the state calls for: the status hooks on a host booted through bootc, and the failure report
-// when the last finalize failed. It uses the standard library only: generators run before most
-// of the system is up.
+// the state calls for: the status hooks on a host booted through bootc, the failure report when
+// the last finalize failed, and the cleanup of what the last successful one left unneeded. It
+// uses the standard library only: generators run before most of the system is up.
 package main
 
 import (
@@ -30,6 +30,9 @@ func plan(r layout.Root) ([]wants, error) {
 	}
 	if _, err := os.Stat(r.FinalizeFailure()); err == nil {
 		w = append(w, wants{"multi-user.target", "bootc-finalize-failure.service"})
+	}
+	if _, err := os.Stat(r.CleanupPending()); err == nil {
+		w = append(w, wants{"multi-user.target", "bootc-cleanup.service"})
 	}
 	return w, nil
 }

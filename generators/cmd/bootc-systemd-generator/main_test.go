@@ -26,17 +26,23 @@ func links(t *testing.T, out string) []string {
 
 func TestGenerate(t *testing.T) {
 	cases := []struct {
-		name           string
-		booted, failed bool
-		want           []string
+		name                    string
+		booted, failed, cleanup bool
+		want                    []string
 	}{
-		{"not bootc", false, false, nil},
-		{"booted", true, false, []string{
+		{"not bootc", false, false, false, nil},
+		{"not bootc, cleanup pending", false, false, true, nil},
+		{"booted", true, false, false, []string{
 			"multi-user.target.wants/bootc-status-updated-onboot.target -> /u/bootc-status-updated-onboot.target",
 			"multi-user.target.wants/bootc-status-updated.path -> /u/bootc-status-updated.path",
 		}},
-		{"booted after a failed finalize", true, true, []string{
+		{"booted after a failed finalize", true, true, false, []string{
 			"multi-user.target.wants/bootc-finalize-failure.service -> /u/bootc-finalize-failure.service",
+			"multi-user.target.wants/bootc-status-updated-onboot.target -> /u/bootc-status-updated-onboot.target",
+			"multi-user.target.wants/bootc-status-updated.path -> /u/bootc-status-updated.path",
+		}},
+		{"booted after a finalize", true, false, true, []string{
+			"multi-user.target.wants/bootc-cleanup.service -> /u/bootc-cleanup.service",
 			"multi-user.target.wants/bootc-status-updated-onboot.target -> /u/bootc-status-updated-onboot.target",
 			"multi-user.target.wants/bootc-status-updated.path -> /u/bootc-status-updated.path",
 		}},
@@ -52,6 +58,9 @@ func TestGenerate(t *testing.T) {
 			}
 			if c.failed {
 				os.WriteFile(r.FinalizeFailure(), []byte(`{}`), 0o644)
+			}
+			if c.cleanup {
+				os.WriteFile(r.CleanupPending(), []byte(`{}`), 0o644)
 			}
 			out := filepath.Join(dir, "out")
 			for i := 0; i < 2; i++ { // repeatable

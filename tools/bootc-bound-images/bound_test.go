@@ -217,14 +217,21 @@ func TestSyncGCList(t *testing.T) {
 		t.Errorf("stored after gc: %v, want %v (the rollback's kept, the undeclared removed)", got, kept)
 	}
 
-	// list: the fetched host image and the booted deployment's declarations.
-	dg := sysroottest.Digest('b')
-	if err := os.MkdirAll(e.s.Root.Image(dg), 0o700); err != nil {
-		t.Fatal(err)
+	// list: the host images under the names their deployments track (b1's was installed from
+	// container storage), an update no deployment uses yet under its source, and the booted
+	// deployment's declarations.
+	fetched := map[string]host.ImageReference{
+		sysroottest.Digest('b'): {Image: "[overlay@/var/lib/containers/storage]0123abcd", Transport: "containers-storage"},
+		sysroottest.Digest('c'): {Image: "/media/stick/os.oci:v9", Transport: "oci"},
 	}
-	if err := record.Write(e.s.Root.ImageRecord(dg), &record.FetchedImage{Version: record.FormatVersion,
-		Image: record.Image{Ref: host.ImageReference{Image: sysroottest.Image, Transport: host.TransportRegistry}, ManifestDigest: dg}}); err != nil {
-		t.Fatal(err)
+	for dg, ref := range fetched {
+		if err := os.MkdirAll(e.s.Root.Image(dg), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := record.Write(e.s.Root.ImageRecord(dg), &record.FetchedImage{Version: record.FormatVersion,
+			Image: record.Image{Ref: ref, ManifestDigest: dg}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c = e.cli()
 	c.List = ListCmd{Type: "all", Format: "json"}
@@ -232,7 +239,8 @@ func TestSyncGCList(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.run(c, "list")), &rows); err != nil {
 		t.Fatal(err)
 	}
-	want := []Row{{Type: "host", Image: sysroottest.Image}, {Type: "logical", Image: a}, {Type: "logical", Image: b}}
+	want := []Row{{Type: "host", Image: sysroottest.Image}, {Type: "host", Image: "oci:/media/stick/os.oci:v9"},
+		{Type: "logical", Image: a}, {Type: "logical", Image: b}}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("list --format json: %+v, want %+v", rows, want)
 	}

@@ -83,20 +83,25 @@ func (c *CLI) listRoot(r layout.Root) (string, error) {
 	return "/", nil
 }
 
-// hostImages lists the images fetched into bootc's store, by the reference they came from.
+// hostImages lists the OS images bootc holds: each under the name a deployment of it tracks
+// (as status shows it), or, for an image no deployment uses yet (a cached or downloaded update),
+// under the reference it was fetched from.
 func hostImages(r layout.Root) ([]Row, error) {
-	entries, err := os.ReadDir(r.Images())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	names := map[string]string{} // manifest digest → name
+	deployments, err := record.ListDeployments(r)
 	if err != nil {
 		return nil, fmt.Errorf("listing host images: %w", err)
 	}
-	seen := map[string]bool{}
-	var rows []Row
+	for _, d := range deployments {
+		names[d.Image.ManifestDigest] = imageName(d.Image)
+	}
+	entries, err := os.ReadDir(r.Images())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listing host images: %w", err)
+	}
 	for _, e := range entries {
 		dg, ok := strings.CutPrefix(e.Name(), "sha256-")
-		if !e.IsDir() || !ok {
+		if !e.IsDir() || !ok || names["sha256:"+dg] != "" {
 			continue
 		}
 		f, err := record.ReadFetchedImage(r, "sha256:"+dg)
@@ -106,12 +111,11 @@ func hostImages(r layout.Root) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		name := f.Image.Ref.Image
-		if name == "" {
-			name = f.Image.ManifestDigest
-		} else if t := f.Image.Ref.Transport; t != "" && t != host.TransportRegistry {
-			name = t + ":" + name
-		}
+		names[f.Image.ManifestDigest] = imageName(f.Image)
+	}
+	seen := map[string]bool{}
+	var rows []Row
+	for _, name := range names {
 		if !seen[name] {
 			seen[name] = true
 			rows = append(rows, Row{Type: "host", Image: name})
@@ -119,4 +123,15 @@ func hostImages(r layout.Root) ([]Row, error) {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Image < rows[j].Image })
 	return rows, nil
+}
+
+// imageName is an image's reference with its transport, registry images bare.
+func imageName(im record.Image) string {
+	switch {
+	case im.Ref.Image == "":
+		return im.ManifestDigest
+	case im.Ref.Transport != "" && im.Ref.Transport != host.TransportRegistry:
+		return im.Ref.Transport + ":" + im.Ref.Image
+	}
+	return im.Ref.Image
 }

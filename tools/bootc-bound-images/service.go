@@ -62,10 +62,12 @@ func startService(ctx context.Context, o serviceOptions) (*service, error) {
 		// with in its database and refuses to start with others. bootc's storage holds no
 		// containers, pods or volumes, so that database holds nothing but those paths: drop it,
 		// so every run (and a storage filled at install and used on the booted host) can use a
-		// private run root.
-		if err := os.Remove(filepath.Join(o.Root, "libpod", "bolt_state.db")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("starting podman service: %w", err)
+		// private run root. podman 4 keeps it in BoltDB, podman 5 in SQLite.
+		for _, db := range []string{filepath.Join("libpod", "bolt_state.db"), "db.sql"} {
+			if err := os.Remove(filepath.Join(o.Root, db)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("starting podman service: %w", err)
+			}
 		}
 		args = append(args, "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"))
 	}

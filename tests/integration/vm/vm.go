@@ -1,6 +1,7 @@
 // Package vm runs one QEMU virtual machine at a time for the integration tests: direct kernel,
 // SeaBIOS or OVMF boot, the serial console of every boot kept in a log file, a network that
-// reaches nothing, and the guest agent to run commands in the guest.
+// reaches nothing, the guest agent to run commands in the guest, and a QMP monitor through
+// which a test can plug USB sticks in and out of the running machine (Config.USB, AttachUSB).
 //
 // Every boot is its own QEMU process (-no-reboot: a guest reboot ends QEMU), so each boot has
 // its own serial log (serial-1.log, serial-2.log, … in Config.Dir) and a test may change how the
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"gobootc.dev/tests/integration/qga"
+	"gobootc.dev/tests/integration/vm/qmp"
 )
 
 // Boot selects the firmware path.
@@ -51,6 +53,10 @@ var (
 	ErrEmergency = errors.New("guest entered emergency mode")
 	// ErrRunning means a machine is already running: one at a time.
 	ErrRunning = errors.New("a virtual machine is already running")
+	// ErrNotRunning means the operation needs a running QEMU.
+	ErrNotRunning = errors.New("the virtual machine is not running")
+	// ErrNoUSB means the running boot has no USB controller to plug a stick into (Config.USB).
+	ErrNoUSB = errors.New("the virtual machine has no USB controller (Config.USB)")
 )
 
 // Disk is one virtio disk.
@@ -71,6 +77,7 @@ type Config struct {
 	Initrd string // BootKernel
 	Append string // BootKernel: the kernel command line
 	Disks  []Disk
+	USB    bool // an xHCI controller, so AttachUSB can plug sticks into the running guest
 	// GuestFwd are user-network guestfwd rules. Use a command per connection
 	// ("tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000"): a chardev target
 	// ("…-tcp:127.0.0.1:5000") is connected once per QEMU run and carries a single connection.
@@ -89,6 +96,9 @@ type VM struct {
 	done     chan struct{}
 	waitErr  error
 	agent    *qga.Client
+	monitor  *qmp.Client
+	usb      bool            // this boot has the xHCI controller
+	sticks   map[string]bool // USB sticks attached in this boot, by device id
 	serial   string
 	ovmfVars string
 }
@@ -151,6 +161,8 @@ func (v *VM) SerialLog() string { return v.serial }
 
 func (v *VM) agentSocket() string { return filepath.Join(v.sockDir, "qga.sock") }
 
+func (v *VM) qmpSocket() string { return filepath.Join(v.sockDir, "qmp.sock") }
+
 // Args returns the QEMU command line for the next boot with the given serial log.
 func (v *VM) Args(serialLog string) ([]string, error) {
 	c := v.cfg
@@ -164,6 +176,7 @@ func (v *VM) Args(serialLog string) ([]string, error) {
 		"-device", "virtio-serial-pci",
 		"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
 		"-device", "virtio-rng-pci",
+		"-qmp", "unix:" + v.qmpSocket() + ",server=on,wait=off",
 	}
 	if c.Accel == "kvm" {
 		args = append(args, "-cpu", "host")
@@ -175,6 +188,9 @@ func (v *VM) Args(serialLog string) ([]string, error) {
 		netdev += ",guestfwd=" + f
 	}
 	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0")
+	if c.USB {
+		args = append(args, "-device", "qemu-xhci,id=xhci")
+	}
 	for i, d := range c.Disks {
 		format := d.Format
 		if format == "" {
@@ -263,6 +279,7 @@ func (v *VM) Start() error {
 		return err
 	}
 	os.Remove(v.agentSocket())
+	os.Remove(v.qmpSocket())
 	cmdline := v.cfg.QEMU + " " + strings.Join(args, " ") + "\n"
 	os.WriteFile(filepath.Join(v.cfg.Dir, fmt.Sprintf("qemu-%d.cmdline", v.boots)), []byte(cmdline), 0o644)
 	stderr, err := os.Create(filepath.Join(v.cfg.Dir, fmt.Sprintf("qemu-%d.stderr", v.boots)))
@@ -280,6 +297,8 @@ func (v *VM) Start() error {
 		return fmt.Errorf("starting qemu: %w", err)
 	}
 	v.cmd = cmd
+	v.usb = v.cfg.USB
+	v.sticks = map[string]bool{}
 	v.done = make(chan struct{})
 	go func() {
 		v.waitErr = cmd.Wait()
@@ -314,6 +333,11 @@ func (v *VM) reap() {
 		v.agent.Close()
 		v.agent = nil
 	}
+	if v.monitor != nil {
+		v.monitor.Close()
+		v.monitor = nil
+	}
+	v.sticks = nil
 	running.Unlock()
 }
 
@@ -415,8 +439,10 @@ func (v *VM) Shell(ctx context.Context, script string) (*qga.Result, error) {
 	return v.Exec(ctx, nil, "/bin/sh", "-c", script)
 }
 
-// waitExit waits for QEMU to end and forgets it.
-func (v *VM) waitExit(ctx context.Context, timeout time.Duration) error {
+// WaitExit waits up to timeout (0: DefaultShutdownTimeout) for QEMU to end by itself, as it
+// does when the guest powers off or reboots on its own, and forgets it; then Start begins the
+// next boot.
+func (v *VM) WaitExit(ctx context.Context, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = DefaultShutdownTimeout
 	}
@@ -445,7 +471,7 @@ func (v *VM) Shutdown(ctx context.Context, mode string) error {
 	if err := v.RequestShutdown(ctx, mode); err != nil {
 		return err
 	}
-	return v.waitExit(ctx, 0)
+	return v.WaitExit(ctx, 0)
 }
 
 // RequestShutdown asks the guest to "powerdown" or "reboot" and returns at once, so the caller

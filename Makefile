@@ -81,13 +81,14 @@ demo: deps build
 
 # VM tests under QEMU (TCG), one VM at a time: a disk laid out by hand (TestBootPath), then the
 # lifecycle with GRUB under SeaBIOS and systemd-boot under OVMF (TestLifecycle: install from the
-# image's container, upgrade, /etc merge, kargs.d, rollback, power cut during finalize). The
-# console log of every boot is kept under BOOTC_TEST_ARTIFACTS.
+# image's container, upgrade, /etc merge, kargs.d, rollback, power cut during finalize), then
+# updates nobody types (TestUpdates: a USB stick with no network, bound images, the update
+# services). The console log of every boot is kept under BOOTC_TEST_ARTIFACTS.
 BOOTC_TEST_ARTIFACTS ?= /var/tmp/bootc-e2e-artifacts
 e2e: deps build
 	@mkdir -p $(BOOTC_TEST_ARTIFACTS)
 	@BOOTC_TEST_BIN=$(CURDIR)/$(OUT) BOOTC_VM_TESTS=1 BOOTC_TEST_ARTIFACTS=$(BOOTC_TEST_ARTIFACTS) \
-		$(GO) test -count=1 -timeout 50m -run 'TestBootPath|TestLifecycle' -v ./tests/integration; \
+		$(GO) test -count=1 -timeout 70m -run 'TestBootPath|TestLifecycle|TestUpdates' -v ./tests/integration; \
 		rc=$$?; echo "e2e: the console log of every boot is in $(BOOTC_TEST_ARTIFACTS)"; exit $$rc
 
 # Figures against podman and skopeo on a real Debian image from a local registry; the JSON copy

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# build.sh [v1|v2]: builds the sample bootable image localhost/bootc-sample:v1 and, for v2 (the
-# default), also localhost/bootc-sample:v2 derived from it. No registry is involved.
+# build.sh [v1|v2|all]: builds the sample bootable image localhost/bootc-sample:v1; for v2 (the
+# default) also localhost/bootc-sample:v2 derived from it; for all also v3 (v2 binding two
+# application images), v4 (v2 binding one of them), v5 (v4 with a changed file) and those two
+# application images, localhost/bootc-bound-app:a and :b. No registry is involved.
 #
 # The Debian base comes from mmdebstrap (base.sh) and is cached as a tarball in
 # $BOOTC_TEST_CACHE (default /var/cache/bootc-test), keyed by a hash of packages.txt, base.sh
@@ -19,9 +21,9 @@ target=${1:-v2}
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 say() { echo "build.sh: $*" >&2; }
-case $target in v1 | v2) ;; *) die "unknown target \"$target\" (want v1 or v2)" ;; esac
+case $target in v1 | v2 | all) ;; *) die "unknown target \"$target\" (want v1, v2 or all)" ;; esac
 [[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap and rootful podman)"
-for t in podman mmdebstrap make go sha256sum; do
+for t in podman mmdebstrap make go sha256sum busybox; do
   command -v "$t" >/dev/null || die "$t not installed (run scripts/deps.sh)"
 done
 
@@ -119,10 +121,27 @@ build() { # build TAG CONTAINERFILE CONTEXT HASH [ARGS...]
 
 build "$image:v1" "$here/Containerfile" "$ctx" "$(tree_hash "$ctx" "$(cat "$here/Containerfile")" "$base")" \
   --build-arg BASE="$base"
-if [[ $target == v2 ]]; then
-  build "$image:v2" "$here/Containerfile.v2" "$here/v2" \
-    "$(tree_hash "$here/v2" "$(cat "$here/Containerfile.v2")" "$(podman image inspect -f '{{.Id}}' "$image:v1")")" \
-    --build-arg FROM="$image:v1"
+
+next() { # next VERSION FROM: a later sample image, its files/ in images/<VERSION> on top of FROM
+  local v=$1 from=$image:$2
+  build "$image:$v" "$here/Containerfile.next" "$here/$v" \
+    "$(tree_hash "$here/$v" "$(cat "$here/Containerfile.next")" "$(podman image inspect -f '{{.Id}}' "$from")")" \
+    --build-arg FROM="$from" --build-arg VERSION="${v#v}"
+}
+if [[ $target != v1 ]]; then
+  next v2 v1
+fi
+if [[ $target == all ]]; then
+  next v3 v2
+  next v4 v2
+  next v5 v4
+  # The application images run busybox with nothing else in them: it must be the static build.
+  mkdir "$ctx/app"
+  cp "$(command -v busybox)" "$here/bound-app/Containerfile" "$ctx/app/"
+  for app in a b; do
+    build "localhost/bootc-bound-app:$app" "$ctx/app/Containerfile" "$ctx/app" \
+      "$(tree_hash "$ctx/app" "$app")" --build-arg NAME="app-$app"
+  done
 fi
 # Earlier builds of the sample images, now untagged, only take space; images still in use
 # (a running container, a child image) refuse removal and stay.

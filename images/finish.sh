@@ -1,6 +1,6 @@
 #!/bin/sh
-# finish.sh: enables the units the sample image boots with, locks root and builds the
-# initramfs (with the bootc dracut module) next to the kernel.
+# finish.sh: enables the units the sample image boots with (the update timer among them), locks
+# root and builds the initramfs (with the bootc dracut module) next to the kernel.
 set -eu
 set -- /usr/lib/modules/*
 kver=${1##*/}
@@ -8,6 +8,8 @@ kver=${1##*/}
 [ -f /usr/lib/dracut/modules.d/51bootc/module-setup.sh ] || { echo "finish.sh: dracut module 51bootc not installed" >&2; exit 1; }
 
 systemctl enable qemu-guest-agent.service serial-getty@ttyS0.service bootc-remount.service systemd-networkd.service
+# Like the usual bootc base images: updates are fetched and applied on a timer.
+systemctl enable bootc-fetch-apply-updates.timer
 # A first boot must never stop at a prompt on the console.
 systemctl mask systemd-firstboot.service
 # No password login: tests drive the guest through the guest agent.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -234,7 +235,7 @@ func TestCollectKeepsExactlyWhatIsUsed(t *testing.T) {
 	// objects, boot files, the booted /etc and /var.
 	for _, n := range kept {
 		d := f.deps[n]
-		if got := snapshot(t, r.Deployment(sr, d.ID)); !maps(got, keptTrees[n]) {
+		if got := snapshot(t, r.Deployment(sr, d.ID)); !maps.Equal(got, keptTrees[n]) {
 			t.Errorf("deployment %s changed", n)
 		}
 		if _, err := record.ReadDeployment(r, sr, d.ID); err != nil {
@@ -246,7 +247,7 @@ func TestCollectKeepsExactlyWhatIsUsed(t *testing.T) {
 			}
 		}
 	}
-	if !maps(snapshot(t, r.Etc(sr, f.deps["b"].ID)), bootedEtc) || !maps(snapshot(t, r.Var(sr)), varBefore) {
+	if !maps.Equal(snapshot(t, r.Etc(sr, f.deps["b"].ID)), bootedEtc) || !maps.Equal(snapshot(t, r.Var(sr)), varBefore) {
 		t.Error("booted /etc or /var changed")
 	}
 	keepLayers := map[digest.Digest]bool{}
@@ -282,18 +283,6 @@ func TestCollectKeepsExactlyWhatIsUsed(t *testing.T) {
 	if !again.Empty() || again.Summary() != "Garbage collection: nothing to remove." {
 		t.Errorf("second run removed %+v", again)
 	}
-}
-
-func maps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCollectKeepsEntriesAndStagedWithoutBoot(t *testing.T) {
@@ -340,7 +329,7 @@ func TestCollectRefusesUnreadableState(t *testing.T) {
 	if _, err := gc.Run(context.Background(), gc.Options{Root: f.r}); err == nil || !strings.Contains(err.Error(), "has no record") {
 		t.Fatalf("err = %v", err)
 	}
-	if !maps(snapshot(t, f.r.Phys), before) {
+	if !maps.Equal(snapshot(t, f.r.Phys), before) {
 		t.Error("a failed collection removed something")
 	}
 }

@@ -36,6 +36,23 @@ func (n testNarrator) Errorf(format string, args ...any) {
 	n.t.Errorf(format, args...)
 }
 
+// prepareImages builds the sample images and publishes them on a registry that is stopped
+// when the test ends.
+func prepareImages(t *testing.T) *lifecycle.Env {
+	t.Helper()
+	env, err := lifecycle.Prepare(context.Background(), repoRoot(t), t.TempDir(), testNarrator{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("stopping the registry: %v", err)
+		}
+	})
+	t.Logf("images built (or found current) in %s", env.Build.Round(time.Second))
+	return env
+}
+
 // TestLifecycle installs the sample image v1 from inside its container to a disk image, boots
 // it under QEMU, upgrades to v2 from a registry, checks that local /etc changes stay, v2's
 // /etc default and kargs.d arguments arrive and /var persists, rolls back, and cuts the power
@@ -46,16 +63,7 @@ func TestLifecycle(t *testing.T) {
 	requireVMTests(t)
 	start := time.Now()
 	ctx := context.Background()
-	env, err := lifecycle.Prepare(ctx, repoRoot(t), t.TempDir(), testNarrator{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := env.Close(); err != nil {
-			t.Errorf("stopping the registry: %v", err)
-		}
-	}()
-	t.Logf("images built (or found current) in %s", env.Build.Round(time.Second))
+	env := prepareImages(t)
 
 	variants := []string{"grub", "systemd"}
 	if v := os.Getenv("BOOTC_LIFECYCLE_BOOTLOADERS"); v != "" {

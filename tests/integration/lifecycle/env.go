@@ -35,6 +35,22 @@ const (
 // TargetImage is the image an installed system follows for updates.
 const TargetImage = GuestRegistry + "/" + Repository + ":latest"
 
+// SampleTags are the sample images images/build.sh makes; each has its version in
+// /usr/share/bootc-sample/version and as its version label.
+var SampleTags = []string{"v1", "v2", "v3", "v4", "v5"}
+
+// The application images v3 binds (v4 and v5 bind app-a only), as the guest names them:
+// GuestRegistry/bound/<app>:1, built as localhost/bootc-bound-app:a and :b.
+var BoundApps = []string{"app-a", "app-b"}
+
+const (
+	boundAppImage   = "localhost/bootc-bound-app"
+	boundRepository = "bound"
+)
+
+// BoundRef is how the guest names a bound application image.
+func BoundRef(app string) string { return GuestRegistry + "/" + boundRepository + "/" + app + ":1" }
+
 // ErrPortTaken means something already listens on the registry port; the guest can reach the
 // registry at no other address, so the run cannot go on.
 var ErrPortTaken = errors.New("the registry port is taken")
@@ -60,23 +76,25 @@ type Env struct {
 	Build time.Duration
 }
 
-// Prepare builds the v1 and v2 sample images (images/build.sh, cached), starts a registry on
-// 127.0.0.1:5000 with its storage under work, and publishes both images there, v1 as :latest.
+// Prepare builds the sample images (images/build.sh all, cached), starts a registry on
+// 127.0.0.1:5000 with its storage under work, and publishes them there, v1 as :latest, with the
+// application images v3 and v4 bind.
 func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
 	e := &Env{repo: repo, registryDir: filepath.Join(work, "registry"), n: n}
 	n.Step("Build the sample images",
-		"images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, the bootc tools and what "+
-			"install needs) and v2 (v1 with a changed /etc default, a new file in /usr and one more "+
-			"kernel argument in kargs.d). Unchanged inputs are not rebuilt.")
+		"images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, podman, the bootc tools and "+
+			"what install needs), v2 (v1 with a changed /etc default, a new file in /usr and one more "+
+			"kernel argument in kargs.d), v3 to v5 (v2 binding application images) and those application "+
+			"images. Unchanged inputs are not rebuilt.")
 	start := time.Now()
-	out, err := command(ctx, filepath.Join(repo, "images/build.sh"), "v2")
+	out, err := command(ctx, filepath.Join(repo, "images/build.sh"), "all")
 	e.Build = time.Since(start)
 	if err != nil {
 		return nil, err
 	}
 	n.Logf("%s", out)
 
-	n.Step("Publish v1 and v2 on a registry",
+	n.Step("Publish the images on a registry",
 		"A registry on "+RegistryAddr+" serves the images; the guest sees it as "+GuestRegistry+
 			" and nothing else of the network.")
 	if l, err := net.Listen("tcp", RegistryAddr); err != nil {
@@ -93,13 +111,20 @@ func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
 	if _, err := command(ctx, filepath.Join(repo, "scripts/registry.sh"), "start", registryPort, e.registryDir); err != nil {
 		return nil, err
 	}
-	for _, tag := range []string{"v1", "v2"} {
+	pushes := map[string]string{}
+	for _, tag := range SampleTags {
+		pushes[SampleImage+":"+tag] = Repository + ":" + tag
+	}
+	for _, app := range BoundApps {
+		pushes[boundAppImage+":"+strings.TrimPrefix(app, "app-")] = boundRepository + "/" + app + ":1"
+	}
+	for src, dst := range pushes {
 		t0 := time.Now()
-		if err := skopeo(ctx, "containers-storage:"+SampleImage+":"+tag, "docker://"+RegistryAddr+"/"+Repository+":"+tag); err != nil {
+		if err := skopeo(ctx, "containers-storage:"+src, "docker://"+RegistryAddr+"/"+dst); err != nil {
 			e.Close()
 			return nil, err
 		}
-		n.Logf("pushed %s:%s to %s in %s", SampleImage, tag, RegistryAddr, time.Since(t0).Round(time.Millisecond))
+		n.Logf("pushed %s to %s/%s in %s", src, RegistryAddr, dst, time.Since(t0).Round(time.Millisecond))
 	}
 	if err := e.Publish(ctx, "v1"); err != nil {
 		e.Close()

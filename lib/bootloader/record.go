@@ -26,6 +26,15 @@ func FromRecord(r layout.Root, d *record.Deployment) Deployment {
 	}
 }
 
+// FromRecords is FromRecord for each deployment, in order: an entry set.
+func FromRecords(r layout.Root, ds []*record.Deployment) []Deployment {
+	set := make([]Deployment, len(ds))
+	for i, d := range ds {
+		set[i] = FromRecord(r, d)
+	}
+	return set
+}
+
 // OptionsFor turns install's boot configuration into writer options; crash tests reach the
 // writer's own steps through failpoint hooks.
 func OptionsFor(c *record.BootConfig, failpoint func(string) error) Options {

@@ -143,6 +143,18 @@ func Load(opts Options) (*State, error) {
 	return st, nil
 }
 
+// EntryOrder is what a new boot entry set lists, in boot order: first, second, then every
+// pinned deployment (no entry set drops a pinned one).
+func (s *State) EntryOrder(first, second *Deployment) []*record.Deployment {
+	order := []*record.Deployment{first.Deployment, second.Deployment}
+	for _, d := range s.Others {
+		if d.Pinned {
+			order = append(order, d.Deployment)
+		}
+	}
+	return order
+}
+
 // RollbackQueued reports whether the rollback deployment boots next.
 func (s *State) RollbackQueued() bool {
 	for _, d := range s.BootOrder {

@@ -126,6 +126,31 @@ func TestSlots(t *testing.T) {
 	}
 }
 
+// A new entry set lists the two given deployments first and keeps every pinned one; the
+// unpinned rest (the old rollback, deployments awaiting collection) drop out.
+func TestEntryOrder(t *testing.T) {
+	s := sysroottest.New(t)
+	s.Deploy("aaaa.0", "1")
+	s.Deploy("bbbb.0", "2")
+	s.Deploy("cccc.0", "3")
+	s.Deploy("dddd.0", "0", func(d *record.Deployment) { d.Pinned = true })
+	s.Deploy("eeee.0", "9")
+	s.Entries("bbbb.0", "aaaa.0", "dddd.0")
+	s.Boot("bbbb.0")
+	s.Stage("cccc.0", false)
+	st, err := Load(Options{Root: s.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range st.EntryOrder(st.Staged, st.Booted) {
+		got = append(got, d.ID)
+	}
+	if want := "cccc.0 bbbb.0 dddd.0"; strings.Join(got, " ") != want {
+		t.Errorf("EntryOrder(staged, booted) = %v, want %s", got, want)
+	}
+}
+
 func TestRollbackQueued(t *testing.T) {
 	s := sysroottest.New(t)
 	s.Deploy("aaaa.0", "1")

@@ -107,12 +107,7 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 	fmt.Fprintf(out, "Merged /etc: %s\n", plan.Summary())
 
 	failpoint.Hit("finalize:entries")
-	set := []bootloader.Deployment{bootloader.FromRecord(r, st.Staged.Deployment), bootloader.FromRecord(r, st.Booted.Deployment)}
-	for _, d := range st.Others {
-		if d.Pinned {
-			set = append(set, bootloader.FromRecord(r, d.Deployment))
-		}
-	}
+	set := bootloader.FromRecords(r, st.EntryOrder(st.Staged, st.Booted))
 	cfg, err := record.ReadBootConfig(r)
 	if err != nil {
 		return err

@@ -93,10 +93,15 @@ func reboot() error {
 	return nil
 }
 
-// requireDeployed refuses to change a host that bootc does not manage.
-func requireDeployed(r layout.Root) error {
-	if !r.IsDeployed() {
-		return fmt.Errorf("this system is not deployed via bootc (no %s)", r.Bootc())
+// managedRoot is the root a verb that changes the host works on: refused in a container, as
+// another user than root, and on a system bootc does not manage.
+func (c *CLI) managedRoot(verb string) (layout.Root, error) {
+	r := c.Layout()
+	if err := requireHost(verb); err != nil {
+		return r, err
 	}
-	return nil
+	if !r.IsDeployed() {
+		return r, fmt.Errorf("this system is not deployed via bootc (no %s)", r.Bootc())
+	}
+	return r, nil
 }

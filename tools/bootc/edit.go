@@ -14,11 +14,8 @@ import (
 // Run is `bootc edit`: apply a Host document's spec. Only two transitions exist: a new image
 // (like switch) or a boot order flip (like rollback); both at once is refused.
 func (c *EditCmd) Run(top *CLI, e *env) error {
-	if err := requireHost("edit"); err != nil {
-		return err
-	}
-	r := top.Layout()
-	if err := requireDeployed(r); err != nil {
+	r, err := top.managedRoot("edit")
+	if err != nil {
 		return err
 	}
 	current, err := status.Build(status.Options{Root: r, Cmdline: top.Cmdline})

@@ -28,11 +28,8 @@ type OfflineUpdateCmd struct {
 // upgrades from it when it is already the tracked source. The mount point is fixed, so the
 // reference the host tracks stays the same from one stick to the next.
 func (c *OfflineUpdateCmd) Run(top *CLI, e *env) error {
-	if err := requireHost("offline-update"); err != nil {
-		return err
-	}
-	r := top.Layout()
-	if err := requireDeployed(r); err != nil {
+	r, err := top.managedRoot("offline-update")
+	if err != nil {
 		return err
 	}
 	// Enter the private namespace first: the stick is mounted there, never on the host.

@@ -21,11 +21,8 @@ var ErrNoRollback = errors.New("No rollback available")
 // Run makes the rollback deployment the default at once (or, when it already is, the booted one
 // again), discarding a staged deployment. /etc is not merged: each deployment keeps its own.
 func (c *RollbackCmd) Run(top *CLI, e *env) error {
-	if err := requireHost("rollback"); err != nil {
-		return err
-	}
-	r := top.Layout()
-	if err := requireDeployed(r); err != nil {
+	r, err := top.managedRoot("rollback")
+	if err != nil {
 		return err
 	}
 	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {
@@ -49,12 +46,7 @@ func (c *RollbackCmd) Run(top *CLI, e *env) error {
 		fmt.Fprintln(e.stdout, "notice: Reverting queued rollback state")
 		first, second, next = st.Booted, st.Rollback, "Next boot: current deployment"
 	}
-	set := []bootloader.Deployment{bootloader.FromRecord(r, first.Deployment), bootloader.FromRecord(r, second.Deployment)}
-	for _, d := range st.Others {
-		if d.Pinned {
-			set = append(set, bootloader.FromRecord(r, d.Deployment))
-		}
-	}
+	set := bootloader.FromRecords(r, st.EntryOrder(first, second))
 	cfg, err := record.ReadBootConfig(r)
 	if err != nil {
 		return err

@@ -31,11 +31,8 @@ type update struct {
 }
 
 func beginUpdate(top *CLI, e *env, verb string, quiet bool, progressFD int) (*update, error) {
-	if err := requireHost(verb); err != nil {
-		return nil, err
-	}
-	r := top.Layout()
-	if err := requireDeployed(r); err != nil {
+	r, err := top.managedRoot(verb)
+	if err != nil {
 		return nil, err
 	}
 	if err := mountns.MakeWritable(r.Phys, r.Boot); err != nil {

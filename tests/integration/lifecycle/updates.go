@@ -92,7 +92,7 @@ func (r *run) stickUpdate() {
 }
 
 // makeStick writes a USB stick image: ext4 labelled BOOTC-UPDATE with the sample image tag as
-// an OCI layout in os.oci (uncompressed layers: the guest unpacks them without gunzip).
+// an OCI layout in os.oci, as skopeo copies it (compressed layers).
 func (r *run) makeStick(tag string) string {
 	dir := filepath.Join(r.o.Work, "stick")
 	img := filepath.Join(r.o.Work, "stick.img")

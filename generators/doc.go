@@ -1,4 +1,7 @@
 // Package generators holds the boot path: bootc-root-setup (cmd/bootc-root-setup, logic in
 // rootsetup) assembles the deployment root in the initramfs and re-applies its read-only mounts
-// on the booted host; systemd generators for the booted host will live here too.
+// on the booted host; bootc-systemd-generator (cmd/bootc-systemd-generator) runs early at every
+// boot and enables the units the host's state calls for (the status hooks, the report of a
+// failed finalize, the cleanup after a successful one). Both link only the standard library and
+// small lib packages: they run before most of the system is up, the first in the initramfs.
 package generators

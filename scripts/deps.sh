@@ -38,6 +38,27 @@ missing_packages() {
   done
 }
 
+# logged LOG WHAT COMMAND...: runs COMMAND with its output in LOG. On a terminal a line stands
+# in for that output while it runs, rewritten every second: the seconds so far and LOG's last
+# line; it is erased at the end, so a terminal shows what CI logs show.
+logged() {
+  local log=$1 what=$2 pid rc=0 t0=$SECONDS
+  shift 2
+  if [[ ! -t 1 ]]; then
+    "$@" >"$log" 2>&1 </dev/null
+    return
+  fi
+  "$@" >"$log" 2>&1 </dev/null &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    printf '\r\033[Kdeps.sh: %s, %ds: %s' "$what" $((SECONDS - t0)) "$(tail -n 1 "$log" | tr -d '\r' | cut -c1-60)"
+    sleep 1
+  done
+  wait "$pid" || rc=$?
+  printf '\r\033[K'
+  return "$rc"
+}
+
 install_packages() {
   local -a missing
   local log
@@ -46,12 +67,12 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   log=$(mktemp)
   # The lists are refreshed only when something is missing, and only once.
-  if ! apt-get update -q -o DPkg::Lock::Timeout=300 >"$log" 2>&1 </dev/null; then
+  if ! logged "$log" "apt-get update" apt-get update -q -o DPkg::Lock::Timeout=300; then
     tail -n 30 "$log" >&2; rm -f "$log"; die "apt-get update failed"
   fi
-  if ! apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
-      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-      "${missing[@]}" >"$log" 2>&1 </dev/null; then
+  if ! logged "$log" "apt-get install ${#missing[@]} packages" \
+      apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"; then
     tail -n 30 "$log" >&2; rm -f "$log"; die "apt-get install ${missing[*]} failed"
   fi
   rm -f "$log"

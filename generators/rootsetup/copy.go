@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"gobootc.dev/lib/durable"
 )
 
 // copyEtc copies the image's pristine /etc into a deployment's missing writable /etc. It copies
@@ -26,7 +28,9 @@ func copyEtc(src, dst string) error {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	// One sync for the whole tree: a per-file fsync is slow and buys nothing before the rename.
-	syscall.Sync()
+	if err := durable.SyncFS(tmp); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}

@@ -11,8 +11,8 @@
 //  2. remounts the physical root's file system read-write if it was mounted read-only (`ro`
 //     or no `rw` on the kernel command line): /etc and /var live on it and must stay writable;
 //  3. on the first boot of a deployment whose writable /etc does not exist yet, copies the
-//     image's pristine usr/etc to bootc/state/<stateroot>/<id>/etc (a fallback: stage and
-//     install create it, with the three-way merge); creates the shared /var if missing;
+//     image's pristine usr/etc to bootc/state/<stateroot>/<id>/etc (a fallback: finalize creates
+//     it with the three-way merge, install as a copy); creates the shared /var if missing;
 //  4. bind-mounts the deployment root bootc/deploy/<stateroot>/<id> at a staging directory
 //     of the initramfs (/sysroot.bootc). It cannot be assembled in place: moving /sysroot
 //     onto a mount that lives under /sysroot is refused by the kernel (ELOOP);
@@ -53,6 +53,7 @@ import (
 	"syscall"
 
 	"gobootc.dev/lib/cmdline"
+	"gobootc.dev/lib/durable"
 	"gobootc.dev/lib/layout"
 )
 
@@ -120,7 +121,9 @@ func DeploymentFromCmdline(text string) (stateroot, id string, err error) {
 	return layout.ParseDeploymentKarg(vals[len(vals)-1])
 }
 
-// Setup assembles the deployment at c.Sysroot as described in the package documentation.
+// Setup assembles the deployment at c.Sysroot as described in the package documentation. Step
+// order: check the configuration and the deployment; prepare the physical root (1, 2); the
+// writable /etc (3); the mount points; assemble the tree (4 to 8); the booted marker (9).
 func Setup(sys System, c Config) error {
 	if c.Staging == "" {
 		c.Staging = DefaultStaging
@@ -133,6 +136,40 @@ func Setup(sys System, c Config) error {
 			fmt.Fprintf(c.Log, format+"\n", args...)
 		}
 	}
+	if err := checkConfig(c); err != nil {
+		return err
+	}
+	r := layout.New(c.Sysroot, c.Run)
+	dep := r.Deployment(c.Stateroot, c.ID)
+	name := layout.DeploymentKargValue(c.Stateroot, c.ID)
+	pristineEtc, err := checkDeployment(dep, name)
+	if err != nil {
+		return err
+	}
+	if err := prepareSysroot(sys, c.Sysroot, logf); err != nil {
+		return err
+	}
+	etc := r.Etc(c.Stateroot, c.ID)
+	if err := ensureEtc(etc, pristineEtc, name, logf); err != nil {
+		return err
+	}
+	vr := r.Var(c.Stateroot)
+	if err := makeMountPoints(dep, vr, c.Staging); err != nil {
+		return err
+	}
+	if err := assemble(sys, c, dep, etc, vr); err != nil {
+		return err
+	}
+	if err := writeBooted(r.Booted(), c.Stateroot, c.ID); err != nil {
+		return err
+	}
+	logf("mounted deployment %s on %s (/etc, /var writable; /, /sysroot read-only)", name, c.Sysroot)
+	return nil
+}
+
+// checkConfig refuses names that are not a stateroot and a deployment id, and a staging
+// directory inside the physical root.
+func checkConfig(c Config) error {
 	if err := layout.CheckName("stateroot", c.Stateroot); err != nil {
 		return err
 	}
@@ -142,32 +179,44 @@ func Setup(sys System, c Config) error {
 	if rel, err := filepath.Rel(c.Sysroot, c.Staging); err != nil || !strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("staging directory %s must lie outside %s", c.Staging, c.Sysroot)
 	}
-	r := layout.New(c.Sysroot, c.Run)
-	dep := r.Deployment(c.Stateroot, c.ID)
-	name := layout.DeploymentKargValue(c.Stateroot, c.ID)
-	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
-		return fmt.Errorf("deployment %s: %s: %w", name, dep, ErrNoDeployment)
-	}
-	pristineEtc := filepath.Join(dep, "usr", "etc")
-	if fi, err := os.Stat(pristineEtc); err != nil || !fi.IsDir() {
-		return fmt.Errorf("deployment %s has no usr/etc (not a bootc deployment root)", name)
-	}
+	return nil
+}
 
+// checkDeployment checks that the deployment root dep exists and holds the image's pristine
+// usr/etc, and returns the latter.
+func checkDeployment(dep, name string) (string, error) {
+	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("deployment %s: %s: %w", name, dep, ErrNoDeployment)
+	}
+	pristineEtc := layout.ImageEtc(dep)
+	if fi, err := os.Stat(pristineEtc); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("deployment %s has no usr/etc (not a bootc deployment root)", name)
+	}
+	return pristineEtc, nil
+}
+
+// prepareSysroot makes the mount tree private and the physical root's file system writable
+// (steps 1 and 2).
+func prepareSysroot(sys System, sysroot string, logf func(string, ...any)) error {
 	if err := sys.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making the mount tree private: %w", err)
 	}
-	flags, err := sys.MountFlags(c.Sysroot)
+	flags, err := sys.MountFlags(sysroot)
 	if err != nil {
-		return fmt.Errorf("reading the mount flags of %s: %w", c.Sysroot, err)
+		return fmt.Errorf("reading the mount flags of %s: %w", sysroot, err)
 	}
 	if flags&syscall.MS_RDONLY != 0 {
-		logf("remounting the physical root %s read-write for /etc and /var", c.Sysroot)
-		if err := sys.Mount("", c.Sysroot, "", syscall.MS_REMOUNT|(flags&keptFlags), ""); err != nil {
-			return fmt.Errorf("remounting %s read-write: %w", c.Sysroot, err)
+		logf("remounting the physical root %s read-write for /etc and /var", sysroot)
+		if err := sys.Mount("", sysroot, "", syscall.MS_REMOUNT|(flags&keptFlags), ""); err != nil {
+			return fmt.Errorf("remounting %s read-write: %w", sysroot, err)
 		}
 	}
+	return nil
+}
 
-	etc := r.Etc(c.Stateroot, c.ID)
+// ensureEtc copies the pristine usr/etc to the writable /etc etc on a deployment's first boot,
+// when stage or install did not create it (step 3).
+func ensureEtc(etc, pristineEtc, name string, logf func(string, ...any)) error {
 	if _, err := os.Lstat(etc); errors.Is(err, fs.ErrNotExist) {
 		logf("first boot of %s: copying usr/etc to %s", name, etc)
 		if err := copyEtc(pristineEtc, etc); err != nil {
@@ -176,7 +225,12 @@ func Setup(sys System, c Config) error {
 	} else if err != nil {
 		return fmt.Errorf("checking %s: %w", etc, err)
 	}
-	vr := r.Var(c.Stateroot)
+	return nil
+}
+
+// makeMountPoints creates the shared /var vr, the mount points of the deployment dep and the
+// staging directory.
+func makeMountPoints(dep, vr, staging string) error {
 	if err := os.MkdirAll(vr, 0o755); err != nil {
 		return fmt.Errorf("creating the shared /var: %w", err)
 	}
@@ -186,10 +240,15 @@ func Setup(sys System, c Config) error {
 			return fmt.Errorf("creating mount point /%s in the deployment: %w", d, err)
 		}
 	}
-	if err := os.MkdirAll(c.Staging, 0o755); err != nil {
+	if err := os.MkdirAll(staging, 0o755); err != nil {
 		return fmt.Errorf("creating the staging directory: %w", err)
 	}
+	return nil
+}
 
+// assemble mounts the deployment dep with its /etc and /var at the staging directory, moves
+// the physical root into it and moves it onto the physical root's place (steps 4 to 8).
+func assemble(sys System, c Config, dep, etc, vr string) error {
 	steps := []struct {
 		what           string
 		source, target string
@@ -217,11 +276,6 @@ func Setup(sys System, c Config) error {
 	}
 	// The staging directory is empty again; leaving it costs nothing, so failure is ignored.
 	_ = os.Remove(c.Staging)
-
-	if err := writeBooted(r.Booted(), c.Stateroot, c.ID); err != nil {
-		return err
-	}
-	logf("mounted deployment %s on %s (/etc, /var writable; /, /sysroot read-only)", name, c.Sysroot)
 	return nil
 }
 
@@ -257,8 +311,8 @@ func Remount(sys System, paths ...string) (changed []string, err error) {
 	return changed, nil
 }
 
-// booted is the marker's format, the same as lib/record.Booted (kept local: this binary uses
-// the standard library only).
+// booted is the marker's format, the same as lib/record.Booted (kept local: lib/record would
+// bring YAML and the Host types into the initramfs).
 type booted struct {
 	Version   int    `json:"version"`
 	Stateroot string `json:"stateroot"`
@@ -280,7 +334,12 @@ func writeBooted(path, stateroot, id string) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	_, werr := f.Write(append(data, '\n'))
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+	if werr != nil {
+		f.Close()
+	} else {
+		werr = durable.Close(f)
+	}
+	if err := werr; err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

@@ -8,18 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gobootc.dev/lib/envtest"
 )
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices")
-	}
-	for _, tool := range append([]string{"losetup", "partx", "sgdisk", "wipefs", "blkid"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	envtest.NeedRoot(t)
+	envtest.NeedTool(t, append([]string{"losetup", "partx", "sgdisk", "wipefs", "blkid"}, tools...)...)
 }
 
 // sparse makes an image file of the given size in MiB.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/google/renameio/v2"
+
+	"gobootc.dev/lib/durable"
 )
 
 // ReadDir parses every *.conf file in dir (a loader/entries directory) and returns them in boot menu
@@ -84,21 +86,16 @@ func WriteFile(dir string, e *Entry) error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("writing boot entry %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	// On FAT (an ESP) a file's first cluster and size live in its directory entry, which the
+	// rename leaves for a later inode writeback: syncing the directory does not write it. A
+	// power cut before that writeback leaves the name pointing at the replaced file's freed
+	// clusters, and fsck then truncates the entry to nothing. Syncing the file by its new name
+	// writes the entry.
+	if err := durable.Sync(path); err != nil {
 		return fmt.Errorf("writing boot entry %s: %w", path, err)
 	}
-	return nil
-}
-
-// syncDir makes the rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
+	if err := durable.Sync(dir); err != nil {
+		return fmt.Errorf("writing boot entry %s: %w", path, err)
 	}
 	return nil
 }

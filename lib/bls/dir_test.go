@@ -174,3 +174,22 @@ func TestWriteFileRefuses(t *testing.T) {
 		t.Errorf("WriteFile into a missing directory = %v; want ErrNotExist", err)
 	}
 }
+
+// ReadDir reads entries whatever their counter says and puts a bad one last.
+func TestReadDirCounted(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"bootc-1.conf":     "title old\nversion 1\nsort-key bootc\nlinux /v1\n",
+		"bootc-2+0-3.conf": "title bad\nversion 2\nsort-key bootc\nlinux /v2\n",
+	})
+	entries, err := ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(entries), []string{"bootc-1.conf", "bootc-2+0-3.conf"}; !slices.Equal(got, want) {
+		t.Fatalf("ReadDir order = %v; want %v", got, want)
+	}
+	if n := entries[1].BootName(); n.ID != "bootc-2" || n.State().String() != "bad" || entries[1].Title != "bad" {
+		t.Errorf("bad entry read as %+v, %q", n, entries[1].Title)
+	}
+}

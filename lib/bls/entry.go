@@ -102,6 +102,11 @@ func Read(name string, r io.Reader) (Entry, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		// Boot loaders may end a line at a carriage return, so one inside a line would read
+		// there as two lines; Validate refuses it for the same reason.
+		if strings.ContainsRune(line, '\r') {
+			return Entry{}, fmt.Errorf("parsing %s: line %d: %w: carriage return inside the line", name, lineNo, ErrSyntax)
+		}
 		key, value := line, ""
 		if i := strings.IndexAny(line, " \t"); i >= 0 {
 			key, value = line[:i], strings.TrimSpace(line[i+1:])

@@ -3,8 +3,9 @@ package bls
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
+
+	"gobootc.dev/lib/bootcount"
 )
 
 // Compare orders entries as a conforming boot loader lists them (negative: a is shown before b):
@@ -15,11 +16,12 @@ import (
 //     machine-id first), then version descending (CompareVersions);
 //  4. then the file name without ".conf" and without the boot counter, descending by CompareVersions,
 //     so bootc-10 comes before bootc-9;
-//  5. then, for entries that both carry a boot counter, more tries left first, fewer tries done first;
+//  5. then entries without a boot counter before those with one, and between two with one, more tries
+//     left first, fewer tries done first;
 //  6. finally the plain file name, so the order never depends on the input order.
 func Compare(a, b *Entry) int {
-	ca, cb := parseCounter(a.Name), parseCounter(b.Name)
-	if r := cmpBool(ca.exhausted(), cb.exhausted()); r != 0 {
+	ca, cb := a.BootName(), b.BootName()
+	if r := cmpBool(ca.State() == bootcount.Bad, cb.State() == bootcount.Bad); r != 0 {
 		return r
 	}
 	if r := cmpBool(a.SortKey == "", b.SortKey == ""); r != 0 {
@@ -36,14 +38,19 @@ func Compare(a, b *Entry) int {
 			return r
 		}
 	}
-	if r := CompareVersions(cb.id, ca.id); r != 0 {
+	if r := CompareVersions(cb.ID, ca.ID); r != 0 {
 		return r
 	}
-	if ca.counted && cb.counted {
-		if r := cmp.Compare(cb.left, ca.left); r != 0 {
+	// Ordering uncounted against counted entries, rather than leaving them tied for the name to
+	// decide, keeps the order transitive when the names and the counters disagree.
+	if r := cmpBool(ca.Counted, cb.Counted); r != 0 {
+		return r
+	}
+	if ca.Counted {
+		if r := cmp.Compare(cb.Left, ca.Left); r != 0 {
 			return r
 		}
-		if r := cmp.Compare(ca.done, cb.done); r != 0 {
+		if r := cmp.Compare(ca.Done, cb.Done); r != 0 {
 			return r
 		}
 	}
@@ -66,33 +73,7 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
-// counter is the boot-assessment suffix of an entry file name, "NAME+LEFT[-DONE].conf": a boot loader
-// decrements LEFT on each attempt and stops preferring the entry once it reaches zero.
-type counter struct {
-	id         string // file name without ".conf" and without the counter
-	counted    bool
-	left, done uint64
-}
-
-func (c counter) exhausted() bool { return c.counted && c.left == 0 }
-
-func parseCounter(name string) counter {
-	base := strings.TrimSuffix(name, ".conf")
-	c := counter{id: base}
-	i := strings.LastIndexByte(base, '+')
-	if i < 0 {
-		return c
-	}
-	leftStr, doneStr, hasDone := strings.Cut(base[i+1:], "-")
-	left, err := strconv.ParseUint(leftStr, 10, 64)
-	if err != nil {
-		return c
-	}
-	var done uint64
-	if hasDone {
-		if done, err = strconv.ParseUint(doneStr, 10, 64); err != nil {
-			return c
-		}
-	}
-	return counter{id: base[:i], counted: true, left: left, done: done}
-}
+// BootName splits the entry's file name into the entry's identity and its boot counter, as
+// systemd-boot reads it: bootc-2+3.conf, bootc-2+1-2.conf and bootc-2.conf are all the entry
+// bootc-2, on trial, on trial, and blessed.
+func (e *Entry) BootName() bootcount.Name { return bootcount.ParseName(e.Name) }

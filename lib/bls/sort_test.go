@@ -146,3 +146,34 @@ func TestSort(t *testing.T) {
 		})
 	}
 }
+
+// The boot menu bootc writes, after systemd-boot tried the new default: while it has tries
+// left it stays the default; once none are left the previous deployment is, whatever the
+// versions say; a number systemd-boot would not take is no counter at all.
+func TestSortBootCounting(t *testing.T) {
+	entry := func(name, version string) Entry {
+		return Entry{Name: name, SortKey: "bootc", Version: version, Linux: "/vmlinuz"}
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []Entry
+		want    []string
+	}{
+		{"on trial", []Entry{entry("bootc-2.conf", "2"), entry("bootc-3+1-2.conf", "3")}, []string{"bootc-3+1-2.conf", "bootc-2.conf"}},
+		{"bad", []Entry{entry("bootc-2.conf", "2"), entry("bootc-3+0-3.conf", "3")}, []string{"bootc-2.conf", "bootc-3+0-3.conf"}},
+		{"bad below another bad's fallback", []Entry{
+			entry("bootc-1.conf", "1"), entry("bootc-2+0-2.conf", "2"), entry("bootc-3+0-2.conf", "3"),
+		}, []string{"bootc-1.conf", "bootc-3+0-2.conf", "bootc-2+0-2.conf"}},
+		{"out of range", []Entry{entry("bootc-2.conf", "2"), entry("bootc-3+2147483648.conf", "3")}, []string{"bootc-3+2147483648.conf", "bootc-2.conf"}},
+	} {
+		permutations(tc.entries, func(es []Entry) {
+			Sort(es)
+			if got := names(es); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: Sort = %v; want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+	if n := (&Entry{Name: "bootc-3+1-2.conf"}).BootName(); n.ID != "bootc-3" || n.Left != 1 || n.Done != 2 {
+		t.Errorf("BootName = %+v", n)
+	}
+}

@@ -164,9 +164,6 @@ func (o *Options) step(name string) error {
 	return nil
 }
 
-// loaderDir is boot/loader: the symlink in symlink mode, the directory in FAT mode.
-func loaderDir(boot string) string { return filepath.Join(boot, "loader") }
-
 // WriteSet makes set the boot menu, set[0] the default. See the package documentation for what
 // each mode guarantees while it runs. The kernels and initramfs images must already be in /boot;
 // the caller holds the bootc writer lock, and deletes the files of deployments that left the set
@@ -200,8 +197,8 @@ func WriteSet(boot string, set []Deployment, opts Options) error {
 // shared ESP) are skipped. If two entries name the same deployment, the first one wins. A /boot
 // with no entries yet gives an empty set.
 func ReadSet(boot string) ([]Deployment, error) {
-	link := loaderDir(boot)
-	dir := filepath.Join(link, "entries")
+	link := layout.Loader(boot)
+	dir := layout.LoaderEntries(link)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		// No entries yet is an empty set; a boot/loader symlink to nothing is a broken /boot.
 		if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {

@@ -135,7 +135,7 @@ func TestGrubMenu(t *testing.T) {
 			boot := newBoot(t)
 			tc.opts.Mode, tc.opts.NoFreeze = ModeSymlink, true
 			mustWrite(t, boot, set, tc.opts)
-			path := filepath.Join(boot, "loader", GrubMenu)
+			path := filepath.Join(boot, "loader", "grub.cfg")
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -466,7 +466,7 @@ func TestFATGrubMenu(t *testing.T) {
 		{dep("a.0", "aaa"), dep("b.0", "bbb")},
 	} {
 		mustWrite(t, boot, set, Options{Mode: ModeFAT, NoFreeze: true, FSUUID: "ABCD-1234"})
-		data, err := os.ReadFile(filepath.Join(boot, "loader", GrubMenu))
+		data, err := os.ReadFile(filepath.Join(boot, "loader", "grub.cfg"))
 		if err != nil {
 			t.Fatal(err)
 		}

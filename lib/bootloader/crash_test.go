@@ -84,7 +84,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			for k, step := range steps {
 				boot := newBoot(t)
 				sc.setup(t, boot)
-				_, err := os.Stat(filepath.Join(boot, "loader", GrubMenu))
+				_, err := os.Stat(filepath.Join(boot, "loader", "grub.cfg"))
 				hadMenu := err == nil
 				calls := 0
 				opts := sc.opts
@@ -132,7 +132,7 @@ func checkSymlinkCrash(t *testing.T, boot string, sc crashScenario, steps []stri
 	if k <= slices.Index(steps, "switch") && !hadMenu {
 		return // a first install or a plain directory being migrated: no menu yet
 	}
-	data, err := os.ReadFile(filepath.Join(boot, "loader", GrubMenu))
+	data, err := os.ReadFile(filepath.Join(boot, "loader", "grub.cfg"))
 	if err != nil {
 		t.Fatalf("crash before %q: %v", steps[k], err)
 	}

@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/renameio/v2"
 
 	"gobootc.dev/lib/cmdline"
+	"gobootc.dev/lib/durable"
+	"gobootc.dev/lib/layout"
 )
 
 // menuPath is where GRUB finds the generated menu, relative to its root device.
 func menuPath(opts Options) string {
-	return entryPath("/loader/"+GrubMenu, opts.BootSeparate)
+	return entryPath(layout.LoaderGrubMenu(layout.Loader("/")), opts.BootSeparate)
 }
 
 // writeRoot emits the commands that set GRUB's root to the filesystem holding /boot. With a UUID
@@ -120,15 +121,15 @@ func WriteGrubConfig(boot string, opts Options) error {
 	writeRoot(&b, opts)
 	fmt.Fprintf(&b, "configfile %s\n", menuPath(opts))
 
-	dir := filepath.Join(boot, "grub")
+	dir := layout.GrubDir(boot)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing GRUB configuration: %w", err)
 	}
-	path := filepath.Join(dir, "grub.cfg")
+	path := layout.GrubConfig(boot)
 	if err := renameio.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("writing GRUB configuration %s: %w", path, err)
 	}
-	if err := syncPath(dir); err != nil {
+	if err := durable.Sync(dir); err != nil {
 		return fmt.Errorf("writing GRUB configuration: %w", err)
 	}
 	return nil

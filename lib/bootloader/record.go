@@ -1,17 +1,14 @@
 package bootloader
 
 import (
-	"path/filepath"
-	"strings"
-
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
 )
 
 // FromRecord is the boot entry of a deployment: its kernel and initramfs in the boot digest's
 // directory, its kernel arguments, and a title naming the image version.
-func FromRecord(r layout.Root, d *record.Deployment) Deployment {
-	dir := "/" + filepath.ToSlash(strings.TrimPrefix(r.BootFiles(d.BootDigest), r.Boot+"/"))
+func FromRecord(d *record.Deployment) Deployment {
+	dir := layout.BootFilesPath(d.BootDigest)
 	title := d.Image.Ref.Image
 	if d.Image.Version != "" {
 		title += " " + d.Image.Version
@@ -20,17 +17,17 @@ func FromRecord(r layout.Root, d *record.Deployment) Deployment {
 		Stateroot: d.Stateroot,
 		ID:        d.ID,
 		Title:     title + " (" + d.Stateroot + "/" + d.ID + ")",
-		Kernel:    dir + "/vmlinuz",
-		Initrd:    dir + "/initramfs.img",
+		Kernel:    dir + "/" + layout.Vmlinuz,
+		Initrd:    dir + "/" + layout.Initramfs,
 		Kargs:     d.Kargs,
 	}
 }
 
 // FromRecords is FromRecord for each deployment, in order: an entry set.
-func FromRecords(r layout.Root, ds []*record.Deployment) []Deployment {
+func FromRecords(ds []*record.Deployment) []Deployment {
 	set := make([]Deployment, len(ds))
 	for i, d := range ds {
-		set[i] = FromRecord(r, d)
+		set[i] = FromRecord(d)
 	}
 	return set
 }

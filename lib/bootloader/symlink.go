@@ -9,6 +9,9 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/durable"
+	"gobootc.dev/lib/layout"
 )
 
 // The two generations a symlink-mode boot/loader alternates between, and the name the new
@@ -19,13 +22,10 @@ const (
 	tmpLink = "loader.tmp"
 )
 
-// GrubMenu is the file name of the generated GRUB menu inside each loader.N directory.
-const GrubMenu = "grub.cfg"
-
 // current inspects boot/loader: the generation it points to ("" when it is missing or a plain
 // directory) and whether it is a plain directory.
 func current(boot string) (target string, plainDir bool, err error) {
-	link := loaderDir(boot)
+	link := layout.Loader(boot)
 	fi, err := os.Lstat(link)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -47,6 +47,9 @@ func current(boot string) (target string, plainDir bool, err error) {
 	return target, false, nil
 }
 
+// writeSymlinkSet writes set in symlink mode. Step order: render the entries and the menu; sync
+// the boot files; clean what an interrupted run left; fill the unused generation; switch
+// boot/loader to it; remove the previous generation.
 func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	boot = filepath.Clean(boot)
 	ps, err := prepare(boot, set, opts)
@@ -66,7 +69,31 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	if cur == gen0 {
 		next = gen1
 	}
+	entries, menu, err := renderSymlinkSet(ps, opts)
+	if err != nil {
+		return err
+	}
+	if err := opts.step("sync-boot-files"); err != nil {
+		return err
+	}
+	if err := syncBootFiles(boot, ps); err != nil {
+		return err
+	}
+	if err := cleanGenerations(boot, cur, opts); err != nil {
+		return err
+	}
+	if err := fillGeneration(boot, next, entries, menu, opts); err != nil {
+		return err
+	}
+	if err := switchLoader(boot, next, plainDir, opts); err != nil {
+		return err
+	}
+	return removePrevious(boot, cur, plainDir, opts)
+}
 
+// renderSymlinkSet makes the entry files (bootc-N.conf, the default with the highest N) and the
+// GRUB menu of a set.
+func renderSymlinkSet(ps []prepared, opts Options) ([]fileData, []byte, error) {
 	entries := make([]fileData, 0, len(ps))
 	for i := range ps {
 		n := len(ps) - i
@@ -74,24 +101,20 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 		e := ps[i].entry(name, strconv.Itoa(n), opts.BootSeparate)
 		data, err := e.Marshal()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		entries = append(entries, fileData{name, data})
 	}
 	menu, err := grubMenu(ps, opts)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	return entries, menu, nil
+}
 
-	if err := opts.step("sync-boot-files"); err != nil {
-		return err
-	}
-	if err := syncBootFiles(boot, ps); err != nil {
-		return err
-	}
-
-	// Whatever an interrupted run left: the generation not in use, a temporary symlink, or the
-	// plain directory a migration swapped out.
+// cleanGenerations removes whatever an interrupted run left: the generation not in use, a
+// temporary symlink, or the plain directory a migration swapped out.
+func cleanGenerations(boot, cur string, opts Options) error {
 	if err := opts.step("clean"); err != nil {
 		return err
 	}
@@ -103,9 +126,14 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 			return fmt.Errorf("removing leftover: %w", err)
 		}
 	}
+	return nil
+}
 
+// fillGeneration writes the entries and the GRUB menu into the fresh directory boot/next and
+// fsyncs them, with every directory up to boot.
+func fillGeneration(boot, next string, entries []fileData, menu []byte, opts Options) error {
 	nextDir := filepath.Join(boot, next)
-	entriesDir := filepath.Join(nextDir, "entries")
+	entriesDir := layout.LoaderEntries(nextDir)
 	if err := opts.step("mkdir"); err != nil {
 		return err
 	}
@@ -123,22 +151,27 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 			return err
 		}
 	}
-	if err := opts.step("write " + GrubMenu); err != nil {
+	if err := opts.step("write " + layout.GrubMenu); err != nil {
 		return err
 	}
-	if err := writeNewFile(filepath.Join(nextDir, GrubMenu), menu); err != nil {
+	if err := writeNewFile(layout.LoaderGrubMenu(nextDir), menu); err != nil {
 		return err
 	}
 	if err := opts.step("sync-new"); err != nil {
 		return err
 	}
 	for _, d := range []string{entriesDir, nextDir, boot} {
-		if err := syncPath(d); err != nil {
+		if err := durable.Sync(d); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
-	link := loaderDir(boot)
+// switchLoader points boot/loader at next with one rename (one exchange for a plain
+// directory), the instant the boot loader switches, and makes the switch durable.
+func switchLoader(boot, next string, plainDir bool, opts Options) error {
+	link := layout.Loader(boot)
 	tmp := filepath.Join(boot, tmpLink)
 	if err := opts.step("link"); err != nil {
 		return err
@@ -151,7 +184,7 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	}
 	if plainDir {
 		// rename(2) cannot replace a non-empty directory; exchanging the two names is atomic and
-		// leaves the old directory at tmpLink for removal below.
+		// leaves the old directory at tmpLink for removePrevious.
 		if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE); err != nil {
 			return fmt.Errorf("swapping the directory %s for a symlink: %w", link, err)
 		}
@@ -161,7 +194,7 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	if err := opts.step("sync-switch"); err != nil {
 		return err
 	}
-	if err := syncPath(boot); err != nil {
+	if err := durable.Sync(boot); err != nil {
 		return err
 	}
 	if !opts.NoFreeze {
@@ -172,7 +205,12 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 			return err
 		}
 	}
+	return nil
+}
 
+// removePrevious removes what the switch left behind: the generation cur, or the plain
+// directory a migration swapped out.
+func removePrevious(boot, cur string, plainDir bool, opts Options) error {
 	if err := opts.step("remove-previous"); err != nil {
 		return err
 	}
@@ -180,18 +218,16 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	if plainDir {
 		previous = tmpLink
 	}
-	if previous != "" {
-		if err := os.RemoveAll(filepath.Join(boot, previous)); err != nil {
-			return fmt.Errorf("removing the previous entries: %w", err)
-		}
-		if err := opts.step("sync-removal"); err != nil {
-			return err
-		}
-		if err := syncPath(boot); err != nil {
-			return err
-		}
+	if previous == "" {
+		return nil
 	}
-	return nil
+	if err := os.RemoveAll(filepath.Join(boot, previous)); err != nil {
+		return fmt.Errorf("removing the previous entries: %w", err)
+	}
+	if err := opts.step("sync-removal"); err != nil {
+		return err
+	}
+	return durable.Sync(boot)
 }
 
 type fileData struct {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/durable"
 )
 
 // The freeze ioctls, _IOWR('X', 119/120, int); the encoding is the same on every Linux
@@ -29,19 +31,6 @@ func isFAT(path string) (bool, error) {
 	return false, nil
 }
 
-// syncPath fsyncs a file or directory.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	return nil
-}
-
 // syncBootFiles makes the kernels and initramfs images of a set durable, with every directory
 // between them and boot, so that no entry made durable later can point at a file that a power
 // cut would lose.
@@ -55,7 +44,7 @@ func syncBootFiles(boot string, set []prepared) error {
 			path := filepath.Join(boot, rel)
 			for !done[path] {
 				done[path] = true
-				if err := syncPath(path); err != nil {
+				if err := durable.Sync(path); err != nil {
 					return err
 				}
 				if path == boot || !strings.HasPrefix(path, boot+string(filepath.Separator)) {
@@ -80,10 +69,7 @@ func checkpoint(boot string) error {
 	defer f.Close()
 	fd := int(f.Fd())
 	if err := unix.IoctlSetInt(fd, ioctlFIFREEZE, 0); err != nil {
-		if err := unix.Syncfs(fd); err != nil {
-			return fmt.Errorf("syncing the filesystem of %s: %w", boot, err)
-		}
-		return nil
+		return durable.SyncFS(boot)
 	}
 	if err := unix.IoctlSetInt(fd, ioctlFITHAW, 0); err != nil {
 		return fmt.Errorf("thawing the filesystem of %s (it stays frozen until `fsfreeze -u`): %w", boot, err)
@@ -103,16 +89,11 @@ func writeNewFile(path string, data []byte) error {
 	if err == nil {
 		_, err = f.Write(data)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		f.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return nil
+	return durable.Close(f)
 }
 
 // mkdirFresh creates dir with mode 0755 whatever the umask.

@@ -238,7 +238,7 @@ func Parse(name, section string, r io.Reader) (string, error) {
 			return "", fmt.Errorf("%s:%d: %w: want KEY=VALUE, a [Section] header or a comment, got %q", name, startNo, ErrSyntax, line)
 		}
 		if cur == "" {
-			return "", fmt.Errorf("%s:%d: %w: %s= before any [Section] header", name, startNo, ErrSyntax, key)
+			return "", fmt.Errorf("%s:%d: %w: key %q before any [Section] header", name, startNo, ErrSyntax, key)
 		}
 		value = strings.TrimSpace(value)
 		switch {
@@ -286,7 +286,7 @@ func unescape(v string) (string, error) {
 		if i+1 < len(v) {
 			spec = v[i : i+2]
 		}
-		return "", fmt.Errorf("%w: systemd specifier %q in Image=%s (write %%%% for a literal %%)", ErrUnsupported, spec, v)
+		return "", fmt.Errorf("%w: systemd specifier %q in Image=%q (write %%%% for a literal %%)", ErrUnsupported, spec, v)
 	}
 	return b.String(), nil
 }

@@ -67,15 +67,23 @@ func Run(ctx context.Context, o Options) *Result {
 	g, err := gc.Run(ctx, gc.Options{Root: o.Root, Cmdline: o.Cmdline})
 	res.GC, res.GCErr = g, err
 	if err == nil {
-		fmt.Fprintln(o.Out, g.Summary())
-		if !g.Empty() {
-			if err := journal.Send(journal.Cleanup, journal.Info, g.Summary(), nil); err != nil {
-				fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
-			}
-		}
+		summarize(o, g)
 	}
 	res.BoundImagesRan, res.BoundImagesErr = boundImages(ctx, o)
 	return res
+}
+
+// summarize prints the deployment collection's summary. One that removed something is also a
+// journal event; journal.Report keeps it from appearing there twice when the output is the
+// journal too (bootc-cleanup.service, the update services).
+func summarize(o Options, g *gc.Result) {
+	if g.Empty() {
+		fmt.Fprintln(o.Out, g.Summary())
+		return
+	}
+	if err := journal.Report(o.Out, journal.Cleanup, journal.Info, g.Summary(), nil); err != nil {
+		fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
+	}
 }
 
 // boundImages runs `bootc-bound-images gc` under the caller's lock. A storage holding no image

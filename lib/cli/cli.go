@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/lock"
 	"io"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/lock"
 )
 
 // Root selects the physical root and run directory. The environment variables let the `bootc`
@@ -49,10 +49,32 @@ const (
 	ExitUsage   = 2
 )
 
+// DisplayNameEnv carries the name a step tool shows in its help and errors when the `bootc`
+// front runs it for a verb ("bootc status"): the user typed the verb, not the tool's file name.
+// It is meant for that one child: StepCommand drops it, so tools a step runs use their own names.
+const DisplayNameEnv = "BOOTC_DISPLAY_NAME"
+
 // Main parses args into grammar and calls run; it never returns. Errors are printed as one
-// "name: error: …" line (further lines only for lists the message itself carries).
+// "name verb: error: …" line (further lines only for lists the message itself carries).
 func Main(name, description string, grammar any, run func(ctx context.Context, k *kong.Context) error) {
+	if d := os.Getenv(DisplayNameEnv); d != "" {
+		name = d
+	}
 	os.Exit(Run(name, description, grammar, os.Args[1:], os.Stdout, os.Stderr, run))
+}
+
+// DisplayEnv returns env with the display name set to name, or removed when name is empty.
+func DisplayEnv(env []string, name string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, DisplayNameEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	if name != "" {
+		out = append(out, DisplayNameEnv+"="+name)
+	}
+	return out
 }
 
 // Run is Main without the exit, for tests.
@@ -69,17 +91,32 @@ func Run(name, description string, grammar any, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "%s: error: building the command line: %v\n", name, err)
 		return ExitFailure
 	}
+	markUnsupported(parser.Model.Node)
 	k, err := parser.Parse(args)
 	if exitCode >= 0 { // --help and friends exit from inside Parse
 		return exitCode
 	}
 	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil {
+			name = commandName(name, pe.Context)
+		}
+		Report(stderr, name, err)
+		return ExitUsage
+	}
+	// Errors name the command the user typed ("bootc switch"), not only the program.
+	name = commandName(name, k)
+	if err := refuseUnsupported(k, name); err != nil {
 		Report(stderr, name, err)
 		return ExitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, k); err != nil {
+		// kong's Context.Run joins the command's error with its hooks' even when there is one.
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+			err = j.Unwrap()[0]
+		}
 		var ee *ExitError
 		if !errors.As(err, &ee) || !ee.Reported || err != error(ee) {
 			Report(stderr, name, err)
@@ -131,37 +168,39 @@ func IsTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// NotBuilt is the whole main of a step tool this build does not contain yet: it fails loudly
-// rather than succeed without doing its step.
-func NotBuilt(name string) {
-	fmt.Fprintf(os.Stderr, "%s: error: this step is not available in this build\n", name)
-	os.Exit(ExitFailure)
-}
-
 // DefaultLibexec is where `make install` puts the step tools.
 const DefaultLibexec = "/usr/libexec/bootc"
 
-// FindTool locates a step tool: $BOOTC_LIBEXEC_DIR, then next to the running binary (a build
-// tree or a custom install), then the install location, then $PATH.
+// FindTool locates a step tool: in $BOOTC_LIBEXEC_DIR alone when it is set (so that what a test
+// or a custom install points at is what runs, whatever else this host has installed); otherwise
+// next to the running binary (a build tree or a custom install), then the install location, then
+// $PATH.
 func FindTool(name string) (string, error) {
-	var dirs []string
 	if d := os.Getenv("BOOTC_LIBEXEC_DIR"); d != "" {
-		dirs = append(dirs, d)
+		if p := filepath.Join(d, name); isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("step tool %s not found in $BOOTC_LIBEXEC_DIR (%s)", name, d)
 	}
+	var dirs []string
 	if self, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(self))
 	}
 	dirs = append(dirs, DefaultLibexec)
 	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		if p := filepath.Join(d, name); isExecutable(p) {
 			return p, nil
 		}
 	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("step tool %s not found (looked in $BOOTC_LIBEXEC_DIR, next to this program, %s and $PATH)", name, DefaultLibexec)
+	return "", fmt.Errorf("step tool %s not found (looked next to this program, in %s and $PATH)", name, DefaultLibexec)
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // StepCommand prepares a step tool found with FindTool, with this process's environment; the
@@ -172,7 +211,8 @@ func StepCommand(ctx context.Context, tool string, args ...string) (*exec.Cmd, e
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = os.Environ()
+	// The step speaks under its own name unless the caller gives it the user's verb.
+	cmd.Env = DisplayEnv(os.Environ(), "")
 	return cmd, nil
 }
 

@@ -244,7 +244,8 @@ func FromArgs(args []string) (*Cmdline, error) {
 	for i, s := range args {
 		if s == initSeparator {
 			c.hasInit = true
-			c.init = strings.Join(args[i+1:], " ")
+			// Trimmed as Parse trims it, so the line reads back the same.
+			c.init = strings.TrimFunc(strings.Join(args[i+1:], " "), isSpaceRune)
 			return c, nil
 		}
 		var (

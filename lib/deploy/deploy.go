@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
 	"gobootc.dev/lib/cmdline"
+	"gobootc.dev/lib/durable"
 	"gobootc.dev/lib/etcmerge"
 	"gobootc.dev/lib/kargs"
 	"gobootc.dev/lib/layout"
@@ -112,7 +112,7 @@ func NextID(r layout.Root, stateroot, image string) (string, error) {
 // CleanTemp removes the trees interrupted builds left in the stateroot's deploy directory and
 // the copies of boot files interrupted in /boot.
 func CleanTemp(r layout.Root, stateroot string) error {
-	for _, dir := range []string{r.Deploy(stateroot), bootRoot(r)} {
+	for _, dir := range []string{r.Deploy(stateroot), r.BootFilesRoot()} {
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -135,63 +135,102 @@ func CleanTemp(r layout.Root, stateroot string) error {
 // it: that is the caller's choice (stage writes the staged record, install a boot entry).
 // The caller holds the writer lock.
 func Build(ctx context.Context, opts Options) (*record.Deployment, error) {
-	r := opts.Root
-	if err := layout.CheckName("stateroot", opts.Stateroot); err != nil {
-		return nil, err
-	}
-	fetched, err := record.ReadFetchedImage(r, opts.Image)
-	if errors.Is(err, record.ErrNotFound) {
-		return nil, fmt.Errorf("building deployment of %s: %w (no %s)", opts.Image, ErrNotFetched, r.ImageRecord(opts.Image))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("building deployment: %w", err)
-	}
-	img := fetched.Image
-	layers, err := imageLayers(opts.Store, img)
+	img, layers, err := readImage(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := CleanTemp(r, opts.Stateroot); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(r.Deploy(opts.Stateroot), 0o700); err != nil {
-		return nil, fmt.Errorf("building deployment: %w", err)
-	}
-	id, err := NextID(r, opts.Stateroot, img.ManifestDigest)
+	id, tmp, err := startTree(opts.Root, opts.Stateroot, img.ManifestDigest)
 	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(r.Deploy(opts.Stateroot), tmpName(id))
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("building deployment: %w", err)
-	}
-	final := r.Deployment(opts.Stateroot, id)
 	ok := false
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
 		}
 	}()
+	k, line, err := fillTree(ctx, opts, img, layers, id, tmp)
+	if err != nil {
+		return nil, err
+	}
+	d, err := publishDeployment(opts, img, id, tmp, k, line)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
 
+// readImage reads the fetched image's record and checks that its layers are all stored.
+func readImage(opts Options) (record.Image, []digest.Digest, error) {
+	r := opts.Root
+	if err := layout.CheckName("stateroot", opts.Stateroot); err != nil {
+		return record.Image{}, nil, err
+	}
+	fetched, err := record.ReadFetchedImage(r, opts.Image)
+	if errors.Is(err, record.ErrNotFound) {
+		return record.Image{}, nil, fmt.Errorf("building deployment of %s: %w (no %s)", opts.Image, ErrNotFetched, r.ImageRecord(opts.Image))
+	}
+	if err != nil {
+		return record.Image{}, nil, fmt.Errorf("building deployment: %w", err)
+	}
+	layers, err := imageLayers(opts.Store, fetched.Image)
+	if err != nil {
+		return record.Image{}, nil, err
+	}
+	return fetched.Image, layers, nil
+}
+
+// startTree removes what interrupted builds left, allocates the new deployment's id and makes
+// the directory its tree is built in.
+func startTree(r layout.Root, stateroot, image string) (id, tmp string, err error) {
+	if err := CleanTemp(r, stateroot); err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(r.Deploy(stateroot), 0o700); err != nil {
+		return "", "", fmt.Errorf("building deployment: %w", err)
+	}
+	if id, err = NextID(r, stateroot, image); err != nil {
+		return "", "", err
+	}
+	tmp = filepath.Join(r.Deploy(stateroot), tmpName(id))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return "", "", fmt.Errorf("building deployment: %w", err)
+	}
+	return id, tmp, nil
+}
+
+// fillTree composes the image's layers into tmp and makes the tree a deployment: usr/etc and
+// the mount points, its kernel and its command line; then checks that the /etc merge
+// finalize will do can succeed.
+func fillTree(ctx context.Context, opts Options, img record.Image, layers []digest.Digest, id, tmp string) (Kernel, string, error) {
 	if err := opts.Store.Compose(ctx, layers, tmp); err != nil {
-		return nil, fmt.Errorf("building deployment %s: %w", id, err)
+		return Kernel{}, "", fmt.Errorf("building deployment %s: %w", id, err)
 	}
 	if err := fixTree(tmp); err != nil {
-		return nil, fmt.Errorf("building deployment %s: %w", id, err)
+		return Kernel{}, "", fmt.Errorf("building deployment %s: %w", id, err)
 	}
 	k, err := FindKernel(tmp)
 	if err != nil {
-		return nil, fmt.Errorf("building deployment %s: %w", id, err)
+		return Kernel{}, "", fmt.Errorf("building deployment %s: %w", id, err)
 	}
 	line, err := reconcileKargs(opts, img, tmp)
 	if err != nil {
-		return nil, fmt.Errorf("building deployment %s: %w", id, err)
+		return Kernel{}, "", fmt.Errorf("building deployment %s: %w", id, err)
 	}
 	if opts.Merge != nil {
-		if err := CheckEtc(r, opts.Merge, tmp); err != nil {
-			return nil, err
+		if err := CheckEtc(opts.Root, opts.Merge, tmp); err != nil {
+			return Kernel{}, "", err
 		}
 	}
+	return k, line, nil
+}
+
+// publishDeployment installs the boot files, renames the tree tmp to its id and writes the
+// record, undoing the earlier of these steps when a later one fails.
+func publishDeployment(opts Options, img record.Image, id, tmp string, k Kernel, line string) (*record.Deployment, error) {
+	r := opts.Root
+	final := r.Deployment(opts.Stateroot, id)
 	bootDigest, created, err := InstallBootFiles(r, k)
 	if err != nil {
 		return nil, fmt.Errorf("building deployment %s: %w", id, err)
@@ -223,7 +262,6 @@ func Build(ctx context.Context, opts Options) (*record.Deployment, error) {
 		undoBoot()
 		return nil, fmt.Errorf("building deployment %s: %w", id, err)
 	}
-	ok = true
 	return d, nil
 }
 
@@ -253,31 +291,13 @@ func imageLayers(s *store.Store, img record.Image) ([]digest.Digest, error) {
 
 // publish makes the built tree durable and gives it its name.
 func publish(tmp, final string) error {
-	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
-	}
-	err = unix.Syncfs(fd)
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
+	if err := durable.SyncFS(tmp); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("publishing deployment: %w", err)
 	}
-	return syncDir(filepath.Dir(final))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return durable.Sync(filepath.Dir(final))
 }
 
 // reconcileKargs computes the new deployment's command line, without the argument naming the
@@ -335,9 +355,9 @@ func reconcileKargs(opts Options, img record.Image, newRoot string) (string, err
 // deployment's live /etc. Finalize runs at shutdown, where a failure only delays the update
 // to an unattended boot; finding the conflict now lets the user fix it first.
 func CheckEtc(r layout.Root, merge *record.Deployment, newRoot string) error {
-	pristine := filepath.Join(r.Deployment(merge.Stateroot, merge.ID), "usr", "etc")
+	pristine := r.PristineEtc(merge.Stateroot, merge.ID)
 	current := r.Etc(merge.Stateroot, merge.ID)
-	plan, err := etcmerge.Plan(pristine, current, filepath.Join(newRoot, "usr", "etc"))
+	plan, err := etcmerge.Plan(pristine, current, layout.ImageEtc(newRoot))
 	if err != nil {
 		return fmt.Errorf("checking the /etc merge: %w", err)
 	}

@@ -15,15 +15,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gobootc.dev/lib/durable"
 	"gobootc.dev/lib/layout"
 )
 
-// Names of the boot files, in the image's /usr/lib/modules/<version>/ and in /boot.
-const (
-	ModulesDir    = "usr/lib/modules"
-	VmlinuzName   = "vmlinuz"
-	InitramfsName = "initramfs.img"
-)
+// ModulesDir holds a directory per kernel version in an image; the kernel's holds the boot files
+// under the names they keep in /boot (layout.Vmlinuz, layout.Initramfs).
+const ModulesDir = "usr/lib/modules"
 
 // Kernel is the kernel an image boots.
 type Kernel struct {
@@ -54,26 +52,23 @@ func FindKernel(root string) (Kernel, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if fi, err := rt.Lstat(path.Join(ModulesDir, e.Name(), VmlinuzName)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := rt.Lstat(path.Join(ModulesDir, e.Name(), layout.Vmlinuz)); err == nil && fi.Mode().IsRegular() {
 			found = append(found, e.Name())
 		}
 	}
 	switch len(found) {
 	case 0:
-		return Kernel{}, fmt.Errorf("%w: no /%s/<version>/%s", ErrNoKernel, ModulesDir, VmlinuzName)
+		return Kernel{}, fmt.Errorf("%w: no /%s/<version>/%s", ErrNoKernel, ModulesDir, layout.Vmlinuz)
 	case 1:
 	default:
 		return Kernel{}, fmt.Errorf("%w: /%s has %s", ErrManyKernels, ModulesDir, strings.Join(found, ", "))
 	}
 	k := Kernel{Root: root, Version: found[0]}
-	if fi, err := rt.Lstat(k.file(InitramfsName)); err != nil || !fi.Mode().IsRegular() {
-		return Kernel{}, fmt.Errorf("%w: kernel %s has no regular file /%s", ErrNoKernel, k.Version, k.file(InitramfsName))
+	if fi, err := rt.Lstat(k.file(layout.Initramfs)); err != nil || !fi.Mode().IsRegular() {
+		return Kernel{}, fmt.Errorf("%w: kernel %s has no regular file /%s", ErrNoKernel, k.Version, k.file(layout.Initramfs))
 	}
 	return k, nil
 }
-
-// bootRoot is the directory holding every boot digest's directory.
-func bootRoot(r layout.Root) string { return filepath.Dir(r.BootFiles("sha256:0")) }
 
 // BootDigest is "sha256:<hex>" over the kernel's bytes followed by the initramfs's: it names
 // the /boot directory, so deployments with identical boot files share one.
@@ -84,7 +79,7 @@ func BootDigest(k Kernel) (string, error) {
 	}
 	defer rt.Close()
 	h := sha256.New()
-	for _, name := range []string{VmlinuzName, InitramfsName} {
+	for _, name := range []string{layout.Vmlinuz, layout.Initramfs} {
 		if err := hashFile(h, rt, k.file(name)); err != nil {
 			return "", fmt.Errorf("hashing boot files: %w", err)
 		}
@@ -147,7 +142,7 @@ func InstallBootFiles(r layout.Root, k Kernel) (string, bool, error) {
 		return "", false, fmt.Errorf("installing boot files: %w", err)
 	}
 	os.RemoveAll(tmp) // after an exchange: the damaged copy
-	if err := syncDir(parent); err != nil {
+	if err := durable.Sync(parent); err != nil {
 		return "", false, fmt.Errorf("installing boot files: %w", err)
 	}
 	return d, !existed, nil
@@ -166,7 +161,7 @@ func copyBootFiles(k Kernel, tmp, want string) error {
 		return err
 	}
 	h := sha256.New()
-	for _, name := range []string{VmlinuzName, InitramfsName} {
+	for _, name := range []string{layout.Vmlinuz, layout.Initramfs} {
 		if err := copyFile(rt, k.file(name), filepath.Join(tmp, name), h); err != nil {
 			return err
 		}
@@ -174,7 +169,7 @@ func copyBootFiles(k Kernel, tmp, want string) error {
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != want {
 		return fmt.Errorf("boot files of kernel %s changed while being copied", k.Version)
 	}
-	return syncDir(tmp)
+	return durable.Sync(tmp)
 }
 
 func copyFile(rt *os.Root, src, dst string, h hash.Hash) error {
@@ -191,11 +186,7 @@ func copyFile(rt *os.Root, src, dst string, h hash.Hash) error {
 		out.Close()
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("syncing %s: %w", dst, err)
-	}
-	return out.Close()
+	return durable.Close(out)
 }
 
 // intact reports whether dir holds both boot files and they hash to digest.
@@ -206,7 +197,7 @@ func intact(dir, digest string) bool {
 	}
 	defer rt.Close()
 	h := sha256.New()
-	for _, name := range []string{VmlinuzName, InitramfsName} {
+	for _, name := range []string{layout.Vmlinuz, layout.Initramfs} {
 		if err := hashFile(h, rt, name); err != nil {
 			return false
 		}

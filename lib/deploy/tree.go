@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"gobootc.dev/lib/layout"
 )
 
 // mountPoints are the directories the initramfs and systemd mount over; a deployment root is
@@ -38,7 +40,7 @@ func fixTree(root string) error {
 		return fmt.Errorf("%w: /usr is missing or not a directory", ErrBadImageTree)
 	}
 	etc := filepath.Join(root, "etc")
-	usrEtc := filepath.Join(usr, "etc")
+	usrEtc := layout.ImageEtc(root)
 	etcInfo, err := lstatMaybe(etc)
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/durable"
 )
 
 // Apply writes the result of plan to output, which must not exist yet; its parent must.
@@ -58,14 +60,14 @@ func Apply(plan *MergePlan, output string) error {
 	if err := w.build(); err != nil {
 		return fmt.Errorf("applying etc merge: %w", err)
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := durable.SyncFS(tmp); err != nil {
 		return fmt.Errorf("applying etc merge: %w", err)
 	}
 	if err := renameNoReplace(tmp, abs); err != nil {
 		return fmt.Errorf("applying etc merge: %w", err)
 	}
 	done = true
-	if err := syncDir(parent); err != nil {
+	if err := durable.Sync(parent); err != nil {
 		return fmt.Errorf("applying etc merge: %w", err)
 	}
 	return nil
@@ -272,33 +274,6 @@ func copyDirMeta(src, dst string) error {
 	}
 	defer out.Close()
 	return setMeta(int(out.Fd()), int(in.Fd()), dst, src, &st)
-}
-
-// syncTree makes everything written below dir durable. One syncfs flushes the whole tree
-// for the cost of a single call, where an fsync per file and directory would pay a disk
-// flush for each of hundreds of small files.
-func syncTree(dir string) error {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|noFollow, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return &fs.PathError{Op: "syncfs", Path: dir, Err: err}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // renameNoReplace renames without ever replacing a destination that appeared meanwhile

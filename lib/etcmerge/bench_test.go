@@ -2,9 +2,10 @@ package etcmerge
 
 import (
 	"fmt"
-	"gobootc.dev/lib/etcmerge/etcmergetest"
 	"path/filepath"
 	"testing"
+
+	"gobootc.dev/lib/etcmerge/etcmergetest"
 )
 
 // benchTrees copies this machine's /etc into pristine, current and new, then applies 50
@@ -13,6 +14,7 @@ func benchTrees(b *testing.B) trees {
 	b.Helper()
 	base := b.TempDir()
 	m, err := etcmergetest.Make("/etc", base)
+	// Benchmarks measure this host and CI does not run them: plain skips.
 	if err != nil {
 		b.Skipf("cannot build the benchmark's trees: %v", err)
 	}

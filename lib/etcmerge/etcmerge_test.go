@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/envtest"
 )
 
 // ent describes one entry of a test tree; parents are created 0755 root:root on demand.
@@ -99,7 +101,8 @@ func build(t testing.TB, root string, ents []ent) {
 		for k, v := range e.xattrs {
 			if err := unix.Lsetxattr(p, k, []byte(v), 0); err != nil {
 				if err == unix.ENOTSUP {
-					t.Skipf("xattrs not supported on %s", root)
+					// ext4 has them; tmpfs only since Linux 6.6.
+					envtest.Missing(t, "user xattrs on %s's filesystem (set TMPDIR to a directory on ext4)", root)
 				}
 				t.Fatalf("setting %s on %s: %v", k, p, err)
 			}
@@ -171,10 +174,10 @@ func setup(t *testing.T, pristine, current, next []ent) trees {
 	return tr
 }
 
+// requireRoot: the trees hold files of other owners.
 func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for chown")
-	}
+	t.Helper()
+	envtest.NeedRoot(t)
 }
 
 func TestMerge(t *testing.T) {

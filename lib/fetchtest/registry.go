@@ -13,24 +13,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"gobootc.dev/lib/envtest"
 )
 
-// Require skips the test unless every named program is on $PATH.
+// Require ends the test as envtest.Missing does unless every named program is on $PATH.
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
-	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s is not installed (scripts/deps.sh installs it)", p)
-		}
-	}
+	envtest.NeedTool(t, programs...)
 }
 
-// RequireRoot skips the test unless it runs as root.
+// RequireRoot ends the test as envtest.Missing does unless it runs as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	envtest.NeedRoot(t)
 }
 
 // Registry is a docker-registry serving plain HTTP on 127.0.0.1.
@@ -72,14 +68,14 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// StartRegistry runs a registry on a free port for the rest of the test. It skips the test when
-// docker-registry, curl or skopeo are missing.
+// StartRegistry runs a registry on a free port for the rest of the test. It ends the test as
+// envtest.Missing does when docker-registry, curl or skopeo are missing.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
 	Require(t, "docker-registry", "curl", "skopeo")
 	scripts, err := scriptsDir()
 	if err != nil {
-		t.Skip(err)
+		envtest.Missing(t, "the checkout's scripts: %v", err)
 	}
 	r := &Registry{t: t, Dir: t.TempDir(), script: filepath.Join(scripts, "registry.sh")}
 	for attempt := 0; ; attempt++ {

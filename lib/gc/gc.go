@@ -118,7 +118,9 @@ type plan struct {
 
 func key(stateroot, id string) string { return stateroot + "/" + id }
 
-// Run collects garbage on opts.Root.
+// Run collects garbage on opts.Root. Step order: decide; measure what the removals free;
+// then, unless a dry run, remove deployments, leftovers, images and boot files, and collect
+// the store.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{DryRun: opts.DryRun}
 	r := opts.Root
@@ -133,39 +135,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collecting garbage: %w", err)
 	}
-	for k := range p.keepDeps {
-		res.Kept = append(res.Kept, k)
+	t, err := p.measure(r)
+	if err != nil {
+		return nil, fmt.Errorf("collecting garbage: %w", err)
 	}
-	sort.Strings(res.Kept)
-
-	// Measure before removing: a file's bytes are freed when every link to it is removed.
-	t := newTally()
-	var trees []string
-	for _, d := range p.removeDeps {
-		trees = append(trees, r.Deployment(d.Stateroot, d.ID), stateDir(r, d.Stateroot, d.ID))
-	}
-	trees = append(trees, p.leftovers...)
-	for _, dg := range p.images {
-		trees = append(trees, r.Image(dg))
-	}
-	for _, name := range p.bootDirs {
-		trees = append(trees, filepath.Join(bootRoot(r), name))
-	}
-	for _, tr := range trees {
-		if err := t.walk(tr); err != nil {
-			return nil, fmt.Errorf("collecting garbage: %w", err)
-		}
-	}
+	p.describe(res)
 	res.Bytes = t.freed()
-
-	for _, d := range p.removeDeps {
-		res.Deployments = append(res.Deployments, key(d.Stateroot, d.ID))
-	}
-	res.Images = p.images
-	for _, name := range p.bootDirs {
-		res.BootDirs = append(res.BootDirs, strings.Replace(name, "-", ":", 1))
-	}
-	res.Leftovers = p.leftovers
 
 	if opts.DryRun {
 		layers, objects, bytes, err := storeGarbage(st, p.keepLayers, t)
@@ -175,33 +150,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Layers, res.Objects, res.Bytes = layers, objects, res.Bytes+bytes
 		return res, nil
 	}
-
-	for _, d := range p.removeDeps {
-		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("collecting garbage: %w", err)
-		}
-		if err := record.Remove(r.DeploymentRecord(d.Stateroot, d.ID)); err != nil {
-			return res, fmt.Errorf("collecting garbage: %w", err)
-		}
-		if err := removeAll(r.Deployment(d.Stateroot, d.ID), stateDir(r, d.Stateroot, d.ID)); err != nil {
-			return res, fmt.Errorf("collecting garbage: deployment %s: %w", key(d.Stateroot, d.ID), err)
-		}
-	}
-	if err := removeAll(p.leftovers...); err != nil {
-		return res, fmt.Errorf("collecting garbage: %w", err)
-	}
-	for _, dg := range p.images {
-		if err := record.Remove(r.ImageRecord(dg)); err != nil {
-			return res, fmt.Errorf("collecting garbage: %w", err)
-		}
-		if err := removeAll(r.Image(dg)); err != nil {
-			return res, fmt.Errorf("collecting garbage: image %s: %w", dg, err)
-		}
-	}
-	for _, name := range p.bootDirs {
-		if err := removeAll(filepath.Join(bootRoot(r), name)); err != nil {
-			return res, fmt.Errorf("collecting garbage: %w", err)
-		}
+	if err := p.remove(ctx, r); err != nil {
+		return res, err
 	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("collecting garbage: %w", err)
@@ -215,11 +165,78 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func stateDir(r layout.Root, stateroot, id string) string {
-	return filepath.Dir(r.Etc(stateroot, id))
+// measure counts the links in every tree the plan removes, before anything is removed: a
+// file's bytes are freed when every link to it is removed.
+func (p *plan) measure(r layout.Root) (*tally, error) {
+	t := newTally()
+	var trees []string
+	for _, d := range p.removeDeps {
+		trees = append(trees, r.Deployment(d.Stateroot, d.ID), r.DeploymentState(d.Stateroot, d.ID))
+	}
+	trees = append(trees, p.leftovers...)
+	for _, dg := range p.images {
+		trees = append(trees, r.Image(dg))
+	}
+	for _, name := range p.bootDirs {
+		trees = append(trees, filepath.Join(r.BootFilesRoot(), name))
+	}
+	for _, tr := range trees {
+		if err := t.walk(tr); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
-func bootRoot(r layout.Root) string { return filepath.Dir(r.BootFiles("sha256:0")) }
+// describe fills res with what the plan keeps and removes outside the store.
+func (p *plan) describe(res *Result) {
+	for k := range p.keepDeps {
+		res.Kept = append(res.Kept, k)
+	}
+	sort.Strings(res.Kept)
+	for _, d := range p.removeDeps {
+		res.Deployments = append(res.Deployments, key(d.Stateroot, d.ID))
+	}
+	res.Images = p.images
+	for _, name := range p.bootDirs {
+		dg, _ := layout.DirDigest(name) // only digest directories are planned for removal
+		res.BootDirs = append(res.BootDirs, dg)
+	}
+	res.Leftovers = p.leftovers
+}
+
+// remove removes, in the package comment's order, everything the plan names outside the
+// store: deployments, leftovers, images and boot files.
+func (p *plan) remove(ctx context.Context, r layout.Root) error {
+	for _, d := range p.removeDeps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("collecting garbage: %w", err)
+		}
+		if err := record.Remove(r.DeploymentRecord(d.Stateroot, d.ID)); err != nil {
+			return fmt.Errorf("collecting garbage: %w", err)
+		}
+		if err := removeAll(r.Deployment(d.Stateroot, d.ID), r.DeploymentState(d.Stateroot, d.ID)); err != nil {
+			return fmt.Errorf("collecting garbage: deployment %s: %w", key(d.Stateroot, d.ID), err)
+		}
+	}
+	if err := removeAll(p.leftovers...); err != nil {
+		return fmt.Errorf("collecting garbage: %w", err)
+	}
+	for _, dg := range p.images {
+		if err := record.Remove(r.ImageRecord(dg)); err != nil {
+			return fmt.Errorf("collecting garbage: %w", err)
+		}
+		if err := removeAll(r.Image(dg)); err != nil {
+			return fmt.Errorf("collecting garbage: image %s: %w", dg, err)
+		}
+	}
+	for _, name := range p.bootDirs {
+		if err := removeAll(filepath.Join(r.BootFilesRoot(), name)); err != nil {
+			return fmt.Errorf("collecting garbage: %w", err)
+		}
+	}
+	return nil
+}
 
 func removeAll(paths ...string) error {
 	for _, p := range paths {
@@ -230,121 +247,29 @@ func removeAll(paths ...string) error {
 	return nil
 }
 
-// decide computes what to keep and what to remove, touching nothing.
+// decide computes what to keep and what to remove, touching nothing. Step order: the kept
+// deployments; what they use; the cached updates' images; the images to remove; the layers to
+// keep; the boot files to remove; the orphans.
 func decide(opts Options, st *store.Store) (*plan, error) {
 	r := opts.Root
 	p := &plan{keepDeps: map[string]bool{}, keepImages: map[string]bool{}, keepBoot: map[string]bool{}}
-
-	state, err := status.Load(status.Options{Root: r, Cmdline: opts.Cmdline})
+	all, byKey, err := p.keepDeployments(opts)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []*status.Deployment{state.Booted, state.Rollback, state.Staged} {
-		if d != nil {
-			p.keepDeps[key(d.Stateroot, d.ID)] = true
-		}
-	}
-	// status knows the staged deployment only on a booted host; the record alone is enough.
-	if s, err := record.ReadStaged(r); err == nil {
-		p.keepDeps[key(s.Stateroot, s.ID)] = true
-	} else if !errors.Is(err, record.ErrNotFound) {
-		return nil, err
-	}
-	if err := p.keepEntries(r); err != nil {
-		return nil, err
-	}
-	all, err := record.ListDeployments(r)
-	if err != nil {
-		return nil, err
-	}
-	byKey := map[string]*record.Deployment{}
-	for _, d := range all {
-		byKey[key(d.Stateroot, d.ID)] = d
-		if d.Pinned {
-			p.keepDeps[key(d.Stateroot, d.ID)] = true
-		}
-	}
-	for k := range p.keepDeps {
-		if byKey[k] == nil {
-			// A staged record or boot entry naming a missing deployment: keep going, it has
-			// nothing to keep, but do not count it as kept.
-			delete(p.keepDeps, k)
-		}
-	}
-
-	layerSet := map[digest.Digest]bool{}
-	addLayers := func(ls []string) {
-		for _, l := range ls {
-			if d, err := digest.Parse(l); err == nil {
-				layerSet[d] = true
-			}
-		}
-	}
-	for _, d := range all {
-		k := key(d.Stateroot, d.ID)
-		if !p.keepDeps[k] {
-			p.removeDeps = append(p.removeDeps, d)
-			continue
-		}
-		p.keepImages[d.Image.ManifestDigest] = true
-		addLayers(d.Image.Layers)
-		if d.BootDigest != "" {
-			p.keepBoot[filepath.Base(r.BootFiles(d.BootDigest))] = true
-		}
-	}
+	layers := map[digest.Digest]bool{}
+	p.splitDeployments(r, all, layers)
 	if err := p.keepCachedUpdates(r); err != nil {
 		return nil, err
 	}
-
-	imgs, err := os.ReadDir(r.Images())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := p.scanImages(r, layers); err != nil {
 		return nil, err
 	}
-	for _, e := range imgs {
-		name := e.Name()
-		if deploy.IsTemp(name) {
-			p.leftovers = append(p.leftovers, filepath.Join(r.Images(), name))
-			continue
-		}
-		dg, ok := dirDigest(name)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		if !p.keepImages[dg] {
-			p.images = append(p.images, dg)
-			continue
-		}
-		if f, err := record.ReadFetchedImage(r, dg); err == nil {
-			addLayers(f.Image.Layers)
-		} else if !errors.Is(err, record.ErrNotFound) {
-			return nil, err
-		}
-	}
-	// A kept image whose layer is gone has nothing left to protect; store.GC refuses unknown
-	// layers, so keep only those present.
-	for d := range layerSet {
-		has, err := st.HasLayer(d)
-		if err != nil {
-			return nil, err
-		}
-		if has {
-			p.keepLayers = append(p.keepLayers, d)
-		}
-	}
-	sort.Slice(p.keepLayers, func(i, j int) bool { return p.keepLayers[i] < p.keepLayers[j] })
-
-	boots, err := os.ReadDir(bootRoot(r))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := p.keepPresentLayers(st, layers); err != nil {
 		return nil, err
 	}
-	for _, e := range boots {
-		name := e.Name()
-		switch {
-		case deploy.IsTemp(name):
-			p.leftovers = append(p.leftovers, filepath.Join(bootRoot(r), name))
-		case e.IsDir() && isDigestDir(name) && !p.keepBoot[name]:
-			p.bootDirs = append(p.bootDirs, name)
-		}
+	if err := p.scanBootFiles(r); err != nil {
+		return nil, err
 	}
 	if err := p.orphans(r, byKey); err != nil {
 		return nil, err
@@ -355,31 +280,210 @@ func decide(opts Options, st *store.Store) (*plan, error) {
 	return p, nil
 }
 
-// keepEntries keeps every deployment and boot file set a boot entry names.
-func (p *plan) keepEntries(r layout.Root) error {
-	entries, err := bls.ReadDir(r.Entries())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// Kept returns the deployments that stay, in record order: the booted, rollback and staged
+// ones, every one a boot entry names (removing it would leave the boot loader an entry that
+// cannot boot), and the pinned ones. It is the one rule for every collection: of deployments
+// here, of bound images in bootc-bound-images. cmdlinePath is the kernel command line file
+// consulted when no booted marker exists ("" for the marker only).
+func Kept(r layout.Root, cmdlinePath string) ([]*record.Deployment, error) {
+	k, err := loadKept(r, cmdlinePath)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var out []*record.Deployment
+	for _, d := range k.all {
+		if k.keep[key(d.Stateroot, d.ID)] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// kept is what Kept decides, with what a collection needs besides: every recorded deployment,
+// in order and by key.
+type kept struct {
+	keep  map[string]bool
+	all   []*record.Deployment
+	byKey map[string]*record.Deployment
+}
+
+func loadKept(r layout.Root, cmdlinePath string) (*kept, error) {
+	k := &kept{keep: map[string]bool{}, byKey: map[string]*record.Deployment{}}
+	state, err := status.Load(status.Options{Root: r, Cmdline: cmdlinePath})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []*status.Deployment{state.Booted, state.Rollback, state.Staged} {
+		if d != nil {
+			k.keep[key(d.Stateroot, d.ID)] = true
+		}
+	}
+	// status knows the staged deployment only on a booted host; the record alone is enough.
+	if s, err := record.ReadStaged(r); err == nil {
+		k.keep[key(s.Stateroot, s.ID)] = true
+	} else if !errors.Is(err, record.ErrNotFound) {
+		return nil, err
+	}
+	entries, err := readEntries(r)
+	if err != nil {
+		return nil, err
 	}
 	for _, e := range entries {
 		c, err := cmdline.Parse(e.Cmdline())
 		if err != nil {
-			return fmt.Errorf("boot entry %s: %w", e.Name, err)
+			return nil, fmt.Errorf("boot entry %s: %w", e.Name, err)
 		}
 		for _, v := range c.Get(layout.DeploymentKarg) {
 			sr, id, err := layout.ParseDeploymentKarg(v)
 			if err != nil {
-				return fmt.Errorf("boot entry %s: %w", e.Name, err)
+				return nil, fmt.Errorf("boot entry %s: %w", e.Name, err)
 			}
-			p.keepDeps[key(sr, id)] = true
+			k.keep[key(sr, id)] = true
 		}
+	}
+	if k.all, err = record.ListDeployments(r); err != nil {
+		return nil, err
+	}
+	for _, d := range k.all {
+		k.byKey[key(d.Stateroot, d.ID)] = d
+		if d.Pinned {
+			k.keep[key(d.Stateroot, d.ID)] = true
+		}
+	}
+	for dk := range k.keep {
+		if k.byKey[dk] == nil {
+			// A staged record or boot entry naming a missing deployment: keep going, it has
+			// nothing to keep, but do not count it as kept.
+			delete(k.keep, dk)
+		}
+	}
+	return k, nil
+}
+
+// keepDeployments marks the kept deployments (Kept) and the boot files every boot entry names,
+// and returns every recorded deployment, in order and by key.
+func (p *plan) keepDeployments(opts Options) ([]*record.Deployment, map[string]*record.Deployment, error) {
+	k, err := loadKept(opts.Root, opts.Cmdline)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.keepDeps = k.keep
+	if err := p.keepEntryBootFiles(opts.Root); err != nil {
+		return nil, nil, err
+	}
+	return k.all, k.byKey, nil
+}
+
+// splitDeployments puts each deployment that is not kept on the removal list, and keeps the
+// image, layers and boot files of each kept one.
+func (p *plan) splitDeployments(r layout.Root, all []*record.Deployment, layers map[digest.Digest]bool) {
+	for _, d := range all {
+		if !p.keepDeps[key(d.Stateroot, d.ID)] {
+			p.removeDeps = append(p.removeDeps, d)
+			continue
+		}
+		p.keepImages[d.Image.ManifestDigest] = true
+		addLayers(layers, d.Image.Layers)
+		if d.BootDigest != "" {
+			p.keepBoot[layout.DigestDir(d.BootDigest)] = true
+		}
+	}
+}
+
+// addLayers adds the layer digests ls to set, skipping any that do not parse.
+func addLayers(set map[digest.Digest]bool, ls []string) {
+	for _, l := range ls {
+		if d, err := digest.Parse(l); err == nil {
+			set[d] = true
+		}
+	}
+}
+
+// scanImages lists the fetched images that are not kept and the interrupted fetches, and adds
+// the layers of each kept fetched image to layers.
+func (p *plan) scanImages(r layout.Root, layers map[digest.Digest]bool) error {
+	imgs, err := os.ReadDir(r.Images())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range imgs {
+		name := e.Name()
+		if deploy.IsTemp(name) {
+			p.leftovers = append(p.leftovers, filepath.Join(r.Images(), name))
+			continue
+		}
+		dg, ok := layout.DirDigest(name)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if !p.keepImages[dg] {
+			p.images = append(p.images, dg)
+			continue
+		}
+		if f, err := record.ReadFetchedImage(r, dg); err == nil {
+			addLayers(layers, f.Image.Layers)
+		} else if !errors.Is(err, record.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepPresentLayers keeps the layers of layers the store holds, sorted. A kept image whose
+// layer is gone has nothing left to protect, and store.GC refuses unknown layers.
+func (p *plan) keepPresentLayers(st *store.Store, layers map[digest.Digest]bool) error {
+	for d := range layers {
+		has, err := st.HasLayer(d)
+		if err != nil {
+			return err
+		}
+		if has {
+			p.keepLayers = append(p.keepLayers, d)
+		}
+	}
+	sort.Slice(p.keepLayers, func(i, j int) bool { return p.keepLayers[i] < p.keepLayers[j] })
+	return nil
+}
+
+// scanBootFiles lists the boot file sets that are not kept and the interrupted copies.
+func (p *plan) scanBootFiles(r layout.Root) error {
+	boots, err := os.ReadDir(r.BootFilesRoot())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range boots {
+		name := e.Name()
+		switch {
+		case deploy.IsTemp(name):
+			p.leftovers = append(p.leftovers, filepath.Join(r.BootFilesRoot(), name))
+		case e.IsDir() && isDigestDir(name) && !p.keepBoot[name]:
+			p.bootDirs = append(p.bootDirs, name)
+		}
+	}
+	return nil
+}
+
+// readEntries reads the boot entries; a /boot without any has none.
+func readEntries(r layout.Root) ([]bls.Entry, error) {
+	entries, err := bls.ReadDir(r.Entries())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return entries, err
+}
+
+// keepEntryBootFiles keeps every boot file set a boot entry names, whichever deployment it
+// belongs to.
+func (p *plan) keepEntryBootFiles(r layout.Root) error {
+	entries, err := readEntries(r)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
 		for _, f := range append([]string{e.Linux}, e.Initrd...) {
 			parts := strings.Split(strings.Trim(f, "/"), "/")
 			for i := 0; i+1 < len(parts); i++ {
-				if parts[i] == "bootc" {
+				if parts[i] == layout.BootFilesDir {
 					p.keepBoot[parts[i+1]] = true
 				}
 			}
@@ -390,7 +494,7 @@ func (p *plan) keepEntries(r layout.Root) error {
 
 // keepCachedUpdates keeps the image each stateroot's last update check found.
 func (p *plan) keepCachedUpdates(r layout.Root) error {
-	base := filepath.Dir(r.State("x"))
+	base := r.States()
 	roots, err := os.ReadDir(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -419,7 +523,7 @@ func (p *plan) keepCachedUpdates(r layout.Root) error {
 // longer exist. State directories are matched by the shape of the ids Build allocates only,
 // since the stateroot's shared var/ lives beside them.
 func (p *plan) orphans(r layout.Root, byKey map[string]*record.Deployment) error {
-	deployBase := filepath.Dir(r.Deploy("x"))
+	deployBase := r.Deploys()
 	roots, err := os.ReadDir(deployBase)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -453,24 +557,16 @@ func (p *plan) orphans(r layout.Root, byKey map[string]*record.Deployment) error
 		}
 		for _, e := range states {
 			if e.IsDir() && deploy.IsID(e.Name()) && byKey[key(name, e.Name())] == nil {
-				p.leftovers = append(p.leftovers, stateDir(r, name, e.Name()))
+				p.leftovers = append(p.leftovers, r.DeploymentState(name, e.Name()))
 			}
 		}
 	}
 	return nil
 }
 
-// dirDigest turns an image or boot directory name ("sha256-<hex>") back into its digest.
-func dirDigest(name string) (string, bool) {
-	if !isDigestDir(name) {
-		return "", false
-	}
-	return strings.Replace(name, "-", ":", 1), true
-}
-
 func isDigestDir(name string) bool {
-	hex, ok := strings.CutPrefix(name, "sha256-")
-	return ok && digest.SHA256.Validate(hex) == nil
+	_, ok := layout.DirDigest(name)
+	return ok
 }
 
 // fileID names an inode.
@@ -539,7 +635,7 @@ func storeGarbage(st *store.Store, keep []digest.Digest, t *tally) (layers, obje
 			continue
 		}
 		layers++
-		if fi, err := os.Lstat(filepath.Join(st.Dir(), "layers", d.Encoded())); err == nil {
+		if fi, err := os.Lstat(st.LayerPath(d)); err == nil {
 			bytes += fi.Size()
 		}
 	}
@@ -551,7 +647,7 @@ func storeGarbage(st *store.Store, keep []digest.Digest, t *tally) (layers, obje
 	for _, k := range refs {
 		refSet[k] = true
 	}
-	objRoot := filepath.Join(st.Dir(), "objects")
+	objRoot := st.ObjectsDir()
 	fans, err := os.ReadDir(objRoot)
 	if err != nil {
 		return 0, 0, 0, err

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -17,10 +18,13 @@ const (
 	Kind       = "BootcHost"
 )
 
+// BootOrder is spec.bootOrder: which deployment boots next.
+type BootOrder string
+
 // Boot orders accepted in spec.bootOrder.
 const (
-	BootOrderDefault  = "default"
-	BootOrderRollback = "rollback"
+	BootOrderDefault  BootOrder = "default"
+	BootOrderRollback BootOrder = "rollback"
 )
 
 // Host is the whole document. Field order is the YAML output order.
@@ -43,7 +47,7 @@ type ObjectMeta struct {
 // HostSpec is the desired state: the image to track and which deployment boots next.
 type HostSpec struct {
 	Image     *ImageReference `json:"image" yaml:"image"`
-	BootOrder string          `json:"bootOrder" yaml:"bootOrder"`
+	BootOrder BootOrder       `json:"bootOrder" yaml:"bootOrder"`
 }
 
 // HostStatus is the observed state.
@@ -112,28 +116,37 @@ const TransportRegistry = "registry"
 
 // FilesystemOverlay is the state of a /usr overlay.
 type FilesystemOverlay struct {
-	AccessMode  string `json:"accessMode" yaml:"accessMode"`
-	Persistence string `json:"persistence" yaml:"persistence"`
+	AccessMode  AccessMode  `json:"accessMode" yaml:"accessMode"`
+	Persistence Persistence `json:"persistence" yaml:"persistence"`
 }
+
+// AccessMode says whether an overlay can be written.
+type AccessMode string
+
+// Persistence says whether an overlay outlives the boot.
+type Persistence string
 
 // Overlay access modes and persistence values.
 const (
-	AccessReadOnly        = "readOnly"
-	AccessReadWrite       = "readWrite"
-	PersistenceTransient  = "transient"
-	PersistencePersistent = "persistent"
+	AccessReadOnly        AccessMode  = "readOnly"
+	AccessReadWrite       AccessMode  = "readWrite"
+	PersistenceTransient  Persistence = "transient"
+	PersistencePersistent Persistence = "persistent"
 )
+
+// SignatureMode is how an image's signature is checked.
+type SignatureMode string
 
 // Signature modes. An absent signature means the default, unverified mode.
 const (
-	SignatureContainerPolicy = "containerPolicy"
-	SignatureInsecure        = "insecure"
+	SignatureContainerPolicy SignatureMode = "containerPolicy"
+	SignatureInsecure        SignatureMode = "insecure"
 )
 
 // ImageSignature is "containerPolicy", "insecure", or an ostree remote name. JSON spells the
 // remote as {"ostreeRemote": NAME}, YAML as the tag form !ostreeRemote NAME.
 type ImageSignature struct {
-	Mode         string // SignatureContainerPolicy, SignatureInsecure, or "" with OstreeRemote set
+	Mode         SignatureMode // SignatureContainerPolicy, SignatureInsecure, or "" with OstreeRemote set
 	OstreeRemote string
 }
 
@@ -164,9 +177,9 @@ func (s *ImageSignature) UnmarshalJSON(b []byte) error {
 }
 
 func (s *ImageSignature) setMode(mode string) error {
-	switch mode {
+	switch m := SignatureMode(mode); m {
 	case SignatureContainerPolicy, SignatureInsecure:
-		*s = ImageSignature{Mode: mode}
+		*s = ImageSignature{Mode: m}
 		return nil
 	}
 	return fmt.Errorf("parsing image signature %q: want containerPolicy, insecure or an ostree remote", mode)
@@ -253,7 +266,9 @@ func Parse(data []byte) (*Host, error) {
 	h := New()
 	h.APIVersion, h.Kind = "", ""
 	if err := yaml.Unmarshal(data, h); err != nil {
-		return nil, fmt.Errorf("parsing host document: %w", err)
+		// yaml.v3 puts each type error on a line of its own and may quote a value holding
+		// a line break; the user reads this as the one line `bootc edit` fails with.
+		return nil, fmt.Errorf("parsing host document: %s", strings.Join(strings.Fields(err.Error()), " "))
 	}
 	switch h.APIVersion {
 	case APIVersion, "org.containers.bootc/v1alpha1":

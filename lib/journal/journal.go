@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	sdjournal "github.com/coreos/go-systemd/v22/journal"
 )
@@ -45,6 +47,13 @@ const (
 	// Cleanup: unreferenced deployments, images or objects were garbage
 	// collected.
 	Cleanup ID = "c5887bd53edf3143d95bb30535d7058f"
+	// HealthCheck: one health check of the boot passed, failed or was
+	// skipped (BOOTC_HEALTH_CHECK names it).
+	HealthCheck ID = "b0ee3a8f91293b26902d97285e132cbc"
+	// HealthGreen: every required health check of the boot passed.
+	HealthGreen ID = "9c7f32a3155c8d200c8476df3a02cc1c"
+	// HealthRed: a required health check of the boot failed.
+	HealthRed ID = "77be2a49ff08877b3a7a76d413ce753c"
 )
 
 // Priority is a syslog priority (PRIORITY field), most severe first.
@@ -141,25 +150,10 @@ func validID(id ID) error {
 // journal is reachable but the send fails, the line is written to the
 // fallback writer as well, so the event is not lost, and the error returned.
 func Send(id ID, pri Priority, message string, fields map[string]string) error {
-	if err := validID(id); err != nil {
+	vars, err := entryFields(id, pri, fields)
+	if err != nil {
 		return err
 	}
-	if pri < Emerg || pri > Debug {
-		return fmt.Errorf("invalid journal priority %d: want 0 (emerg) to 7 (debug)", int(pri))
-	}
-	vars := make(map[string]string, len(fields)+2)
-	for k, v := range fields {
-		if err := ValidField(k); err != nil {
-			return err
-		}
-		if reserved[k] {
-			return fmt.Errorf("%w %q: set by Send itself", ErrInvalidField, k)
-		}
-		vars[k] = v
-	}
-	vars["MESSAGE_ID"] = string(id)
-	vars["SYSLOG_IDENTIFIER"] = identifier
-
 	if enabled() {
 		err := sdjournal.Send(message, sdjournal.Priority(pri), vars)
 		if err == nil {
@@ -174,6 +168,118 @@ func Send(id ID, pri Priority, message string, fields map[string]string) error {
 		return fmt.Errorf("writing journal fallback: %w", err)
 	}
 	return nil
+}
+
+// Report is Send for an event that is also a line of a command's output, written to w. Each
+// reaches the journal once: when w is itself the journal (a service's output, as
+// JOURNAL_STREAM names it) and the entry was sent, the line is not written; when no journal is
+// reachable, the line alone is written, and no fallback line besides it. Otherwise (output to a
+// terminal or a pipe) both are written. A failed send is returned after the line is written.
+func Report(w io.Writer, id ID, pri Priority, message string, fields map[string]string) error {
+	vars, err := entryFields(id, pri, fields)
+	if err != nil {
+		return err
+	}
+	var sendErr error
+	if enabled() {
+		sendErr = sdjournal.Send(message, sdjournal.Priority(pri), vars)
+		if sendErr == nil && isJournalStream(w) {
+			return nil
+		}
+	}
+	if _, err := fmt.Fprintln(w, message); err != nil {
+		sendErr = errors.Join(sendErr, err)
+	}
+	if sendErr != nil {
+		return fmt.Errorf("sending journal message: %w", sendErr)
+	}
+	return nil
+}
+
+// Relay passes one line of another program's output (a health check's) to the journal under
+// that program's name, as `systemd-cat -t identifier` does: SYSLOG_IDENTIFIER is identifier and
+// there is no MESSAGE_ID; fields tie the line to what ran it. Like Report, the line is also
+// written to w, as "identifier: line", unless w is the journal stream and the entry was sent;
+// without a journal, w is where the line goes.
+func Relay(w io.Writer, identifier string, pri Priority, line string, fields map[string]string) error {
+	if identifier == "" || strings.ContainsAny(identifier, "\n\r") {
+		return fmt.Errorf("invalid journal identifier %q", identifier)
+	}
+	vars, err := lineFields(pri, fields)
+	if err != nil {
+		return err
+	}
+	vars["SYSLOG_IDENTIFIER"] = identifier
+	var sendErr error
+	if enabled() {
+		sendErr = sdjournal.Send(line, sdjournal.Priority(pri), vars)
+		if sendErr == nil && isJournalStream(w) {
+			return nil
+		}
+	}
+	if _, err := fmt.Fprintf(w, "%s: %s\n", identifier, line); err != nil {
+		sendErr = errors.Join(sendErr, err)
+	}
+	if sendErr != nil {
+		return fmt.Errorf("sending journal message: %w", sendErr)
+	}
+	return nil
+}
+
+// entryFields checks a message's id, priority and fields and adds the ones Send sets itself.
+func entryFields(id ID, pri Priority, fields map[string]string) (map[string]string, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	vars, err := lineFields(pri, fields)
+	if err != nil {
+		return nil, err
+	}
+	vars["MESSAGE_ID"] = string(id)
+	vars["SYSLOG_IDENTIFIER"] = identifier
+	return vars, nil
+}
+
+// lineFields checks a priority and the caller's fields, which must not set what Send sets.
+func lineFields(pri Priority, fields map[string]string) (map[string]string, error) {
+	if pri < Emerg || pri > Debug {
+		return nil, fmt.Errorf("invalid journal priority %d: want 0 (emerg) to 7 (debug)", int(pri))
+	}
+	vars := make(map[string]string, len(fields)+2)
+	for k, v := range fields {
+		if err := ValidField(k); err != nil {
+			return nil, err
+		}
+		if reserved[k] {
+			return nil, fmt.Errorf("%w %q: set by Send itself", ErrInvalidField, k)
+		}
+		vars[k] = v
+	}
+	return vars, nil
+}
+
+// isJournalStream reports whether w is the stream systemd connected to the journal: it sets
+// JOURNAL_STREAM to that stream's "<device>:<inode>" for the services it starts.
+func isJournalStream(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	dev, ino, ok := strings.Cut(os.Getenv("JOURNAL_STREAM"), ":")
+	if !ok {
+		return false
+	}
+	d, derr := strconv.ParseUint(dev, 10, 64)
+	i, ierr := strconv.ParseUint(ino, 10, 64)
+	if derr != nil || ierr != nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && uint64(st.Dev) == d && uint64(st.Ino) == i
 }
 
 func writeFallback(message string) error {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gobootc.dev/lib/envtest"
 )
 
 // noJournal forces the fallback path and captures what it writes.
@@ -33,6 +35,7 @@ func TestIDsAreValidAndDistinct(t *testing.T) {
 	ids := map[string]ID{
 		"Stage": Stage, "Switch": Switch, "Rollback": Rollback, "Finalize": Finalize,
 		"FinalizeFailed": FinalizeFailed, "Fetch": Fetch, "BoundImages": BoundImages, "Cleanup": Cleanup,
+		"HealthCheck": HealthCheck, "HealthGreen": HealthGreen, "HealthRed": HealthRed,
 	}
 	seen := map[ID]string{}
 	for name, id := range ids {
@@ -163,21 +166,20 @@ const socketEnv = "JOURNAL_TEST_SOCKET_CHILD"
 // /run/systemd/journal/socket, without touching the host's /run.
 func TestSendToJournalSocket(t *testing.T) {
 	if os.Getenv(socketEnv) == "" {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to mount a private /run")
-		}
+		envtest.NeedRoot(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSendToJournalSocket$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), socketEnv+"=1")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 		out, err := cmd.CombinedOutput()
 		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("cannot unshare the mount namespace: %v", err)
+			envtest.Missing(t, "a private mount namespace: %v", err)
 		}
 		if err != nil {
 			t.Fatalf("child failed: %v\n%s", err, out)
 		}
+		// The child runs this test again and ends it the same way when the host lacks something.
 		if bytes.Contains(out, []byte("--- SKIP")) {
-			t.Skipf("child skipped:\n%s", out)
+			envtest.Missing(t, "what the child needed:\n%s", out)
 		}
 		if !bytes.Contains(out, []byte("--- PASS: TestSendToJournalSocket")) {
 			t.Fatalf("child did not pass:\n%s", out)
@@ -186,7 +188,7 @@ func TestSendToJournalSocket(t *testing.T) {
 	}
 
 	if err := syscall.Mount("tmpfs", "/run", "tmpfs", 0, "mode=0755"); err != nil {
-		t.Skipf("cannot mount a private /run: %v", err)
+		envtest.Missing(t, "a tmpfs on a private /run: %v", err)
 	}
 	dir := "/run/systemd/journal"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -238,6 +240,59 @@ func TestSendToJournalSocket(t *testing.T) {
 		}
 	}
 
+	// Report sends the entry either way, and writes the line only where the journal does not
+	// already have it: not to the journal stream, but to any other output.
+	stream, other := journalStream(t), tempFile(t)
+	for _, w := range []*os.File{stream, other} {
+		if err := Report(w, Cleanup, Info, "Garbage collection: removed 1 deployment", nil); err != nil {
+			t.Fatalf("Report to %s: %v", w.Name(), err)
+		}
+		n, err := sock.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the entry Report to %s sent: %v", w.Name(), err)
+		}
+		got, err := parseEntry(buf[:n])
+		if err != nil || got["MESSAGE"] != "Garbage collection: removed 1 deployment" || got["MESSAGE_ID"] != string(Cleanup) {
+			t.Errorf("entry Report to %s sent: %q, %v", w.Name(), got, err)
+		}
+	}
+	if got := contents(t, stream); got != "" {
+		t.Errorf("the journal stream also got the line: %q", got)
+	}
+	if got := contents(t, other); got != "Garbage collection: removed 1 deployment\n" {
+		t.Errorf("other output = %q", got)
+	}
+
+	// Relay sends a check's line under the check's name, with no MESSAGE_ID, as systemd-cat -t.
+	if err := Relay(stream, "10_disk.sh", Warning, "disk 93% full", map[string]string{"BOOTC_HEALTH_CHECK": "/etc/greenboot/check/required.d/10_disk.sh"}); err != nil {
+		t.Fatalf("Relay: %v", err)
+	}
+	n, err = sock.Read(buf)
+	if err != nil {
+		t.Fatalf("reading the entry Relay sent: %v", err)
+	}
+	got, err = parseEntry(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]string{
+		"MESSAGE":            "disk 93% full",
+		"PRIORITY":           "4",
+		"SYSLOG_IDENTIFIER":  "10_disk.sh",
+		"BOOTC_HEALTH_CHECK": "/etc/greenboot/check/required.d/10_disk.sh",
+	}
+	if len(got) != len(want) {
+		t.Errorf("relayed entry = %q, want %q", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("relayed %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if got := contents(t, stream); got != "" {
+		t.Errorf("the journal stream also got the relayed line: %q", got)
+	}
+
 	// With the socket gone, Send must fall back rather than fail.
 	sock.Close()
 	os.Remove(filepath.Join(dir, "socket"))
@@ -246,6 +301,114 @@ func TestSendToJournalSocket(t *testing.T) {
 	}
 	if stderr.String() != "bootc: Queued for next boot\n" {
 		t.Errorf("fallback = %q", stderr.String())
+	}
+	// and Report writes its line to the journal stream, which then is just a file, once.
+	if err := Report(stream, Cleanup, Info, "Garbage collection: removed 2 deployments", nil); err != nil {
+		t.Fatalf("Report without journal: %v", err)
+	}
+	if got := contents(t, stream); got != "Garbage collection: removed 2 deployments\n" {
+		t.Errorf("journal stream without journal = %q", got)
+	}
+	if stderr.String() != "bootc: Queued for next boot\n" {
+		t.Errorf("Report wrote a fallback line too: %q", stderr.String())
+	}
+}
+
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// journalStream is a file that JOURNAL_STREAM names, as systemd names a service's output.
+func journalStream(t *testing.T) *os.File {
+	t.Helper()
+	f := tempFile(t)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	return f
+}
+
+func contents(t *testing.T, f *os.File) string {
+	t.Helper()
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestIsJournalStream(t *testing.T) {
+	stream, other := journalStream(t), tempFile(t)
+	if !isJournalStream(stream) {
+		t.Error("the file JOURNAL_STREAM names is not recognised")
+	}
+	if isJournalStream(other) || isJournalStream(&bytes.Buffer{}) {
+		t.Error("another file or a buffer taken for the journal stream")
+	}
+	for _, bad := range []string{"", "1", "x:y", "1:"} {
+		t.Setenv("JOURNAL_STREAM", bad)
+		if isJournalStream(stream) {
+			t.Errorf("JOURNAL_STREAM=%q matched", bad)
+		}
+	}
+}
+
+// Without a journal, Report's line is the only record of the event: written once, to its
+// output, with no fallback line besides it.
+func TestReportWithoutJournal(t *testing.T) {
+	fallback := noJournal(t)
+	stream := journalStream(t)
+	if err := Report(stream, Cleanup, Info, "Garbage collection: removed 1 deployment", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, stream); got != "Garbage collection: removed 1 deployment\n" {
+		t.Errorf("output = %q", got)
+	}
+	if fallback.Len() != 0 {
+		t.Errorf("fallback = %q", fallback)
+	}
+	var out bytes.Buffer
+	if err := Report(&out, Cleanup, Info, "x", map[string]string{"bad": "1"}); !errors.Is(err, ErrInvalidField) || out.Len() != 0 {
+		t.Errorf("Report with a bad field = %v, wrote %q", err, out.String())
+	}
+	if err := Report(failWriter{}, Cleanup, Info, "x", nil); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Report to a failing writer = %v", err)
+	}
+}
+
+// Without a journal, a relayed line goes to its output under the program's name, and nowhere else.
+func TestRelayWithoutJournal(t *testing.T) {
+	fallback := noJournal(t)
+	var out bytes.Buffer
+	if err := Relay(&out, "20_app.sh", Info, "waiting for app", nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "20_app.sh: waiting for app\n" || fallback.Len() != 0 {
+		t.Errorf("output = %q, fallback = %q", out.String(), fallback)
+	}
+	for _, bad := range []struct {
+		id     string
+		pri    Priority
+		fields map[string]string
+	}{
+		{"", Info, nil},
+		{"a\nb", Info, nil},
+		{"x", Debug + 1, nil},
+		{"x", Info, map[string]string{"SYSLOG_IDENTIFIER": "y"}},
+		{"x", Info, map[string]string{"lower": "y"}},
+	} {
+		out.Reset()
+		if err := Relay(&out, bad.id, bad.pri, "line", bad.fields); err == nil || out.Len() != 0 {
+			t.Errorf("Relay(%q, %d, %v) = %v, wrote %q", bad.id, bad.pri, bad.fields, err, out.String())
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -77,10 +78,41 @@ func TestPaths(t *testing.T) {
 		r.BootFiles("sha256:cd"):             "/sysroot/boot/bootc/sha256-cd",
 		r.Entries():                          "/sysroot/boot/loader/entries",
 		r.Staged():                           "/run/bootc/staged.json",
+		r.Health():                           "/run/bootc/health.json",
+		r.DeploymentHealth("default", "x.0"): "/sysroot/bootc/state/default/x.0/health.json",
 		r.CleanupPending():                   "/sysroot/bootc/cleanup-pending",
+		r.PristineEtc("default", "x.0"):      "/sysroot/bootc/deploy/default/x.0/usr/etc",
+		r.DeploymentState("default", "x.0"):  "/sysroot/bootc/state/default/x.0",
+		r.Deploys():                          "/sysroot/bootc/deploy",
+		r.States():                           "/sysroot/bootc/state",
+		r.BootFilesRoot():                    "/sysroot/boot/bootc",
+		BootFilesPath("sha256:cd"):           "/bootc/sha256-cd",
+		LoaderGrubMenu(Loader("/boot")):      "/boot/loader/grub.cfg",
+		LoaderEntries("/boot/loader.1"):      "/boot/loader.1/entries",
+		LoaderConf("/efi"):                   "/efi/loader/loader.conf",
+		GrubConfig("/boot"):                  "/boot/grub/grub.cfg",
+		EFIRemovable("/efi", "x64"):          "/efi/EFI/BOOT/BOOTX64.EFI",
+		EFISystemdBoot("/efi", "aa64"):       "/efi/EFI/systemd/systemd-bootaa64.efi",
+		GrubEnv("/boot"):                     "/boot/grub/grubenv",
+		BootcountVendorDir("/"):              "/usr/lib/bootc/bootcount.d",
+		BootcountAdminDir("/etc"):            "/etc/bootc/bootcount.d",
+		GreenbootConf("/etc"):                "/etc/greenboot/greenboot.conf",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
+
+func TestDigestDir(t *testing.T) {
+	dg := "sha256:" + strings.Repeat("0a", 32)
+	if got, ok := DirDigest(DigestDir(dg)); !ok || got != dg {
+		t.Errorf("round trip of %s: %q %v", dg, got, ok)
+	}
+	for _, bad := range []string{"sha256-abc", ".sha256-" + strings.Repeat("0a", 32) + ".tmp", "sha512-" + strings.Repeat("0a", 64),
+		"sha256-" + strings.Repeat("0A", 32), "sha256:" + strings.Repeat("0a", 32)} {
+		if _, ok := DirDigest(bad); ok {
+			t.Errorf("DirDigest(%q) accepted", bad)
 		}
 	}
 }

@@ -4,12 +4,13 @@ package mountns
 
 import (
 	"fmt"
-	"gobootc.dev/lib/blockdev"
 	"os"
 	"os/exec"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/blockdev"
 )
 
 // envUnshared marks a process that already runs in its own mount namespace.

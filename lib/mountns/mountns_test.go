@@ -2,13 +2,15 @@ package mountns
 
 import (
 	"errors"
-	"gobootc.dev/lib/blockdev"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/blockdev"
+	"gobootc.dev/lib/envtest"
 )
 
 const childEnv = "MOUNTNS_TEST_WRITE"
@@ -30,13 +32,11 @@ func TestMain(m *testing.M) {
 }
 
 func TestMakeWritable(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	envtest.NeedRoot(t)
 	dir := t.TempDir()
 	// A read-only bind mount, like /sysroot on a booted host.
 	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-		t.Skipf("cannot bind mount here: %v", err)
+		envtest.Missing(t, "a bind mount: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {

@@ -210,7 +210,7 @@ func WriteDeployment(r layout.Root, d *Deployment) error {
 
 // ListDeployments loads every deployment record of every stateroot, oldest first.
 func ListDeployments(r layout.Root) ([]*Deployment, error) {
-	base := filepath.Join(r.Bootc(), "deploy")
+	base := r.Deploys()
 	roots, err := os.ReadDir(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -22,16 +22,16 @@ type FetchResult struct {
 type StageResult struct {
 	// Staged is true when a new deployment was built and staged.
 	Staged bool `json:"staged"`
-	// Reason explains Staged false: "already-staged" or "already-booted".
-	Reason       string `json:"reason,omitempty"`
-	Stateroot    string `json:"stateroot"`
-	ID           string `json:"id,omitempty"` // the staged deployment (new or already there)
-	Image        string `json:"image"`
-	Version      string `json:"version,omitempty"`
-	Kernel       string `json:"kernel,omitempty"`
-	BootDigest   string `json:"bootDigest,omitempty"`
-	Kargs        string `json:"kargs,omitempty"`
-	DownloadOnly bool   `json:"downloadOnly"`
+	// Reason explains Staged false.
+	Reason       StageReason `json:"reason,omitempty"`
+	Stateroot    string      `json:"stateroot"`
+	ID           string      `json:"id,omitempty"` // the staged deployment (new or already there)
+	Image        string      `json:"image"`
+	Version      string      `json:"version,omitempty"`
+	Kernel       string      `json:"kernel,omitempty"`
+	BootDigest   string      `json:"bootDigest,omitempty"`
+	Kargs        string      `json:"kargs,omitempty"`
+	DownloadOnly bool        `json:"downloadOnly"`
 	// Replaced is the id of the staged deployment this one replaced; Unstaged the id of one
 	// discarded because the booted image was asked for again.
 	Replaced string `json:"replaced,omitempty"`
@@ -44,6 +44,17 @@ type StageResult struct {
 	// the deployments were collected, whatever GCError says).
 	BoundImagesError string `json:"boundImagesError,omitempty"`
 }
+
+// StageReason says why a stage staged nothing new.
+type StageReason string
+
+// The reasons a StageResult gives; the values are part of the result's JSON.
+const (
+	// AlreadyStaged: the image is the staged deployment's already (its id is in the result).
+	AlreadyStaged StageReason = "already-staged"
+	// AlreadyBooted: the image is the booted deployment's.
+	AlreadyBooted StageReason = "already-booted"
+)
 
 // StageGC is what the collection after a stage removed.
 type StageGC struct {

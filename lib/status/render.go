@@ -75,7 +75,7 @@ func renderEntry(prefix string, e *host.BootEntry, booted bool, overlay *host.Fi
 	if verbose && e.Image != nil {
 		sig := "default"
 		if s := e.Image.Image.Signature; s != nil {
-			sig = s.Mode
+			sig = string(s.Mode)
 			if sig == "" {
 				sig = "ostree-remote:" + s.OstreeRemote
 			}
@@ -135,5 +135,5 @@ func overlayText(o *host.FilesystemOverlay) string {
 	if o.AccessMode == host.AccessReadWrite {
 		access = "read/write"
 	}
-	return o.Persistence + ", " + access
+	return string(o.Persistence) + ", " + access
 }

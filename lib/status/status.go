@@ -5,12 +5,13 @@ package status
 import (
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/blockdev"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"gobootc.dev/lib/blockdev"
 	"gobootc.dev/lib/bls"
+	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/cmdline"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/layout"
@@ -29,7 +30,20 @@ type Options struct {
 // Deployment is a deployment together with where it sits in the boot order.
 type Deployment struct {
 	*record.Deployment
-	Entry string // BLS entry file name, "" when the boot loader does not list it
+	// Entry is the BLS entry file name as the boot loader left it, boot counter included
+	// (bootc-2+1-2.conf while on trial under systemd-boot); "" when the boot loader does not
+	// list the deployment. Entries are matched to deployments by their bootc.deployment
+	// argument, so a renamed entry is still the same deployment's.
+	Entry string
+}
+
+// BootName is the deployment's entry split into the entry's identity and its boot counter:
+// whether it is on trial, bad, or blessed. ok is false when the boot loader does not list it.
+func (d *Deployment) BootName() (n bootcount.Name, ok bool) {
+	if d.Entry == "" {
+		return bootcount.Name{}, false
+	}
+	return bootcount.ParseName(d.Entry), true
 }
 
 // State is everything known about the physical root, before it is shaped into a Host document.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
@@ -246,5 +247,69 @@ func TestBrokenState(t *testing.T) {
 				t.Errorf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+// countEntry renames a deployment's entry as systemd-boot does while counting its tries.
+func countEntry(t *testing.T, s *sysroottest.Sysroot, from, to string) {
+	t.Helper()
+	if err := os.Rename(filepath.Join(s.Root.Entries(), from), filepath.Join(s.Root.Entries(), to)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Entries carrying a boot counter are the same deployments': on trial the new deployment is
+// booted and still the default; once bad it sorts last, so the previous deployment boots and
+// the bad one is the rollback, not queued.
+func TestSlotsWithBootCounter(t *testing.T) {
+	s := sysroottest.New(t)
+	s.Deploy("aaaa.0", "1")
+	s.Deploy("bbbb.0", "2")
+	s.Entries("bbbb.0", "aaaa.0")
+	countEntry(t, s, "bootc-default-2.conf", "bootc-default-2+2-1.conf")
+	s.Boot("bbbb.0")
+
+	st, err := Load(Options{Root: s.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Booted.ID != "bbbb.0" || st.Rollback == nil || st.Rollback.ID != "aaaa.0" || st.RollbackQueued() {
+		t.Fatalf("on trial: booted %v, rollback %v, queued %v", st.Booted.ID, st.Rollback, st.RollbackQueued())
+	}
+	if st.Booted.Entry != "bootc-default-2+2-1.conf" || len(st.BootOrder) != 2 || st.BootOrder[0] != st.Booted {
+		t.Errorf("booted entry %q, boot order %v", st.Booted.Entry, st.BootOrder)
+	}
+	if n, ok := st.Booted.BootName(); !ok || n.ID != "bootc-default-2" || n.State() != bootcount.Trial || n.Left != 2 || n.Done != 1 {
+		t.Errorf("booted entry's counter = %+v, %v", n, ok)
+	}
+	if n, ok := st.Rollback.BootName(); !ok || n.State() != bootcount.Blessed {
+		t.Errorf("rollback entry's counter = %+v, %v", n, ok)
+	}
+	h := build(t, s, Options{})
+	if imageVersion(h.Status.Booted) != "2" || imageVersion(h.Status.Rollback) != "1" || h.Spec.BootOrder != host.BootOrderDefault {
+		t.Errorf("on trial: booted %s, rollback %s, order %s", imageVersion(h.Status.Booted), imageVersion(h.Status.Rollback), h.Spec.BootOrder)
+	}
+
+	// The tries ran out and the boot loader fell back.
+	countEntry(t, s, "bootc-default-2+2-1.conf", "bootc-default-2+0-3.conf")
+	s.Boot("aaaa.0")
+	st, err = Load(Options{Root: s.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Booted.ID != "aaaa.0" || st.Rollback == nil || st.Rollback.ID != "bbbb.0" || st.RollbackQueued() {
+		t.Fatalf("after the fallback: booted %v, rollback %v, queued %v", st.Booted.ID, st.Rollback, st.RollbackQueued())
+	}
+	if n, ok := st.Rollback.BootName(); !ok || n.State() != bootcount.Bad {
+		t.Errorf("the failed deployment's entry = %+v, %v", n, ok)
+	}
+	h = build(t, s, Options{})
+	if imageVersion(h.Status.Booted) != "1" || imageVersion(h.Status.Rollback) != "2" || h.Status.RollbackQueued {
+		t.Errorf("after the fallback: booted %s, rollback %s, queued %v", imageVersion(h.Status.Booted), imageVersion(h.Status.Rollback), h.Status.RollbackQueued)
+	}
+
+	other := &Deployment{}
+	if _, ok := other.BootName(); ok {
+		t.Error("a deployment without an entry has a counter")
 	}
 }

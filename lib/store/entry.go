@@ -112,54 +112,18 @@ func headerEntry(hdr *tar.Header) (e *Entry, warnings []string, err error) {
 		}
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
-		switch {
-		case base == whiteoutOpaque:
-			return &Entry{Path: dir, Type: TypeOpaque}, nil, nil
-		case strings.HasPrefix(base, whiteoutMeta):
-			return nil, []string{fmt.Sprintf("skipping reserved whiteout name %q", hdr.Name)}, nil
-		}
-		victim := strings.TrimPrefix(base, whiteoutPrefix)
-		if victim == "" || victim == "." || victim == ".." {
-			return nil, nil, fmt.Errorf("%w: whiteout %q names no entry", ErrUnsafeEntry, base)
-		}
-		return &Entry{Path: path.Join(dir, victim), Type: TypeWhiteout}, nil, nil
+		return whiteoutEntry(hdr, dir, base)
 	}
 
-	e = &Entry{Path: p}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				return nil, nil, errSparse
-			}
-		}
-		e.Type = TypeFile
-	case tar.TypeGNUSparse:
-		return nil, nil, errSparse
-	case tar.TypeDir:
-		e.Type = TypeDir
-	case tar.TypeSymlink:
-		if err := checkSymlinkTarget(hdr.Linkname); err != nil {
-			return nil, nil, err
-		}
-		e.Type = TypeSymlink
-		e.Link = hdr.Linkname
 	case tar.TypeLink:
-		l, err := cleanPath(hdr.Linkname)
-		if err != nil {
-			return nil, nil, fmt.Errorf("hardlink target: %w", err)
-		}
-		if l == "." {
-			return nil, nil, fmt.Errorf("%w: hardlink to the root directory", ErrUnsafeEntry)
-		}
-		e.Type = TypeHardlink
-		e.Link = l
-		// A hardlink shares its target's inode: its own metadata means nothing.
-		return e, nil, rootCheck(e)
+		return hardlinkEntry(p, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return nil, []string{fmt.Sprintf("skipping %s %q: device nodes and fifos are never created", typeName(hdr.Typeflag), hdr.Name)}, nil
-	default:
-		return nil, nil, fmt.Errorf("unsupported tar member type %q", hdr.Typeflag)
+	}
+	e = &Entry{Path: p}
+	if e.Type, e.Link, err = memberType(hdr); err != nil {
+		return nil, nil, err
 	}
 	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
 		return nil, nil, fmt.Errorf("owner %d:%d out of range", hdr.Uid, hdr.Gid)
@@ -168,6 +132,69 @@ func headerEntry(hdr *tar.Header) (e *Entry, warnings []string, err error) {
 	// Some producers put the file type bits into the mode field too; only the
 	// permission and set-id/sticky bits are meaningful.
 	e.Mode = uint32(hdr.Mode) & 0o7777
+	if e.Xattrs, warnings, err = memberXattrs(hdr); err != nil {
+		return nil, nil, err
+	}
+	return e, warnings, rootCheck(e)
+}
+
+// whiteoutEntry converts a member named base in dir, a whiteout name: an opaque marker, a
+// reserved name (skipped) or the whiteout of one entry.
+func whiteoutEntry(hdr *tar.Header, dir, base string) (*Entry, []string, error) {
+	switch {
+	case base == whiteoutOpaque:
+		return &Entry{Path: dir, Type: TypeOpaque}, nil, nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil, []string{fmt.Sprintf("skipping reserved whiteout name %q", hdr.Name)}, nil
+	}
+	victim := strings.TrimPrefix(base, whiteoutPrefix)
+	if victim == "" || victim == "." || victim == ".." {
+		return nil, nil, fmt.Errorf("%w: whiteout %q names no entry", ErrUnsafeEntry, base)
+	}
+	return &Entry{Path: path.Join(dir, victim), Type: TypeWhiteout}, nil, nil
+}
+
+// hardlinkEntry converts a hardlink member at p. A hardlink shares its target's inode: its
+// own metadata means nothing.
+func hardlinkEntry(p string, hdr *tar.Header) (*Entry, []string, error) {
+	l, err := cleanPath(hdr.Linkname)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hardlink target: %w", err)
+	}
+	if l == "." {
+		return nil, nil, fmt.Errorf("%w: hardlink to the root directory", ErrUnsafeEntry)
+	}
+	e := &Entry{Path: p, Type: TypeHardlink, Link: l}
+	return e, nil, rootCheck(e)
+}
+
+// memberType is the entry type of a file, directory or symlink member, and a symlink's
+// target; sparse files and other types are refused.
+func memberType(hdr *tar.Header) (EntryType, string, error) {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return "", "", errSparse
+			}
+		}
+		return TypeFile, "", nil
+	case tar.TypeGNUSparse:
+		return "", "", errSparse
+	case tar.TypeDir:
+		return TypeDir, "", nil
+	case tar.TypeSymlink:
+		if err := checkSymlinkTarget(hdr.Linkname); err != nil {
+			return "", "", err
+		}
+		return TypeSymlink, hdr.Linkname, nil
+	}
+	return "", "", fmt.Errorf("unsupported tar member type %q", hdr.Typeflag)
+}
+
+// memberXattrs are the extended attributes a member's PAX records carry that xattrAllowed
+// keeps (nil for none), with a warning for each one dropped.
+func memberXattrs(hdr *tar.Header) (map[string][]byte, []string, error) {
 	keys := make([]string, 0, len(hdr.PAXRecords))
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, paxXattr) {
@@ -175,6 +202,8 @@ func headerEntry(hdr *tar.Header) (e *Entry, warnings []string, err error) {
 		}
 	}
 	sort.Strings(keys) // keeps warnings in a stable order
+	var xattrs map[string][]byte
+	var warnings []string
 	for _, k := range keys {
 		name, v := strings.TrimPrefix(k, paxXattr), hdr.PAXRecords[k]
 		if name == "" || strings.IndexByte(name, 0) >= 0 {
@@ -184,12 +213,12 @@ func headerEntry(hdr *tar.Header) (e *Entry, warnings []string, err error) {
 			warnings = append(warnings, fmt.Sprintf("dropping xattr %q of %q", name, hdr.Name))
 			continue
 		}
-		if e.Xattrs == nil {
-			e.Xattrs = make(map[string][]byte)
+		if xattrs == nil {
+			xattrs = make(map[string][]byte)
 		}
-		e.Xattrs[name] = []byte(v)
+		xattrs[name] = []byte(v)
 	}
-	return e, warnings, rootCheck(e)
+	return xattrs, warnings, nil
 }
 
 func rootCheck(e *Entry) error {

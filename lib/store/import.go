@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/durable"
 )
 
 // ImportStats describes one ImportLayer call.
@@ -74,6 +76,29 @@ func (s *Store) ImportLayer(ctx context.Context, r io.Reader, diffID digest.Dige
 		fans:    make(map[string]bool),
 		stats:   &st,
 	}
+	entries, err := im.unpack(ctx, r, diffID)
+	if err != nil {
+		return st, err
+	}
+	if err := durable.SyncFS(s.dir); err != nil {
+		return st, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	if err := im.publish(); err != nil {
+		return st, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	if err := durable.SyncFS(s.dir); err != nil {
+		return st, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	st.Entries = len(entries)
+	if err := s.writeIndex(hex, &Index{Version: indexVersion, DiffID: diffID, Entries: entries}); err != nil {
+		return st, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	return st, nil
+}
+
+// unpack reads the layer stream into index entries, storing each regular file as an object
+// candidate in the work directory, and checks that the whole stream hashes to diffID.
+func (im *importer) unpack(ctx context.Context, r io.Reader, diffID digest.Digest) ([]Entry, error) {
 	h := sha256.New()
 	cr := &ctxReader{ctx: ctx, r: r}
 	stream := io.TeeReader(cr, h)
@@ -88,19 +113,19 @@ func (s *Store) ImportLayer(ctx context.Context, r io.Reader, diffID digest.Dige
 			err = nil // headerEntry applies the policy for such names
 		}
 		if err != nil {
-			return st, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
+			return nil, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
 		}
 		e, warns, err := headerEntry(hdr)
-		st.Warnings = append(st.Warnings, warns...)
+		im.stats.Warnings = append(im.stats.Warnings, warns...)
 		if err != nil {
-			return st, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+			return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
 		}
 		if e == nil {
 			continue
 		}
 		if e.Type == TypeFile {
 			if err := im.storeFile(e, hdr.Size, tr); err != nil {
-				return st, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+				return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
 			}
 		}
 		entries = append(entries, *e)
@@ -108,27 +133,14 @@ func (s *Store) ImportLayer(ctx context.Context, r io.Reader, diffID digest.Dige
 	// The diff ID covers the whole stream, including the padding after the
 	// end-of-archive marker that the tar reader does not consume.
 	if _, err := io.CopyBuffer(io.Discard, stream, im.buf); err != nil {
-		return st, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
+		return nil, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
 	}
-	st.Bytes = cr.n
+	im.stats.Bytes = cr.n
 	got := digest.NewDigest(digest.SHA256, h)
 	if got != diffID {
-		return st, fmt.Errorf("layer %s: %w: stream hashes to %s", diffID, ErrDiffIDMismatch, got)
+		return nil, fmt.Errorf("layer %s: %w: stream hashes to %s", diffID, ErrDiffIDMismatch, got)
 	}
-	if err := s.syncFS(); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	if err := im.publish(); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	if err := s.syncFS(); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	st.Entries = len(entries)
-	if err := s.writeIndex(hex, &Index{Version: indexVersion, DiffID: diffID, Entries: entries}); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	return st, nil
+	return entries, nil
 }
 
 type importer struct {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/opencontainers/go-digest"
+
+	"gobootc.dev/lib/durable"
 )
 
 // indexVersion is bumped whenever Entry changes meaning.
@@ -54,11 +56,6 @@ type Index struct {
 	Version int           `json:"version"`
 	DiffID  digest.Digest `json:"diffID"`
 	Entries []Entry       `json:"entries"`
-}
-
-// LayerIndex returns the stored index of a complete layer.
-func (s *Store) LayerIndex(diffID digest.Digest) (*Index, error) {
-	return s.readIndex(diffID)
 }
 
 func (s *Store) readIndex(diffID digest.Digest) (*Index, error) {
@@ -149,5 +146,5 @@ func (s *Store) writeIndex(hex string, ix *Index) error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("writing layer index: %w", err)
 	}
-	return syncDir(filepath.Join(s.dir, layersDir))
+	return durable.Sync(filepath.Join(s.dir, layersDir))
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"gobootc.dev/lib/durable"
 )
 
 // Errors callers test with errors.Is.
@@ -112,6 +114,13 @@ func (s *Store) layerPath(hex string) string {
 	return filepath.Join(s.dir, layersDir, hex)
 }
 
+// LayerPath is where the index of a complete layer is stored; its files are objects, shared
+// between layers.
+func (s *Store) LayerPath(diffID digest.Digest) string { return s.layerPath(diffID.Encoded()) }
+
+// ObjectsDir holds every object, in directories named by the first two digits of their key.
+func (s *Store) ObjectsDir() string { return filepath.Join(s.dir, objectsDir) }
+
 // HasLayer reports whether the layer was imported completely.
 func (s *Store) HasLayer(diffID digest.Digest) (bool, error) {
 	hex, err := layerHex(diffID)
@@ -157,7 +166,7 @@ func (s *Store) Remove(diffID digest.Digest) error {
 		}
 		return fmt.Errorf("removing layer %s: %w", diffID, err)
 	}
-	return syncDir(filepath.Join(s.dir, layersDir))
+	return durable.Sync(filepath.Join(s.dir, layersDir))
 }
 
 // Objects returns the sorted keys of the objects that the given layers' indexes
@@ -216,110 +225,114 @@ type GCStats struct {
 // as garbage.
 func (s *Store) GC(keep []digest.Digest) (GCStats, error) {
 	var st GCStats
-	kept := make(map[digest.Digest]bool)
-	for _, d := range keep {
-		ok, err := s.HasLayer(d)
-		if err != nil {
-			return st, fmt.Errorf("garbage-collecting store: %w", err)
-		}
-		if !ok {
-			return st, fmt.Errorf("garbage-collecting store: keeping %s: %w", d, ErrLayerNotFound)
-		}
-		kept[d] = true
+	kept, err := s.keptLayers(keep)
+	if err != nil {
+		return st, fmt.Errorf("garbage-collecting store: %w", err)
 	}
 	refs, err := s.objectSet(keep)
 	if err != nil {
 		return st, fmt.Errorf("garbage-collecting store: %w", err)
 	}
+	if err := s.removeLayers(kept, &st); err != nil {
+		return st, fmt.Errorf("garbage-collecting store: %w", err)
+	}
+	if err := s.removeObjects(refs, &st); err != nil {
+		return st, fmt.Errorf("garbage-collecting store: %w", err)
+	}
+	return st, nil
+}
+
+// keptLayers is the set of layers in keep, each of which must be present.
+func (s *Store) keptLayers(keep []digest.Digest) (map[digest.Digest]bool, error) {
+	kept := make(map[digest.Digest]bool)
+	for _, d := range keep {
+		ok, err := s.HasLayer(d)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("keeping %s: %w", d, ErrLayerNotFound)
+		}
+		kept[d] = true
+	}
+	return kept, nil
+}
+
+// removeLayers removes the index of every layer not in kept, counting it in st.
+func (s *Store) removeLayers(kept map[digest.Digest]bool, st *GCStats) error {
 	all, err := s.Layers()
 	if err != nil {
-		return st, fmt.Errorf("garbage-collecting store: %w", err)
+		return err
 	}
 	for _, d := range all {
 		if kept[d] {
 			continue
 		}
 		hex, _ := layerHex(d)
-		var fi os.FileInfo
-		if fi, err = os.Lstat(s.layerPath(hex)); err == nil {
+		if fi, err := os.Lstat(s.layerPath(hex)); err == nil {
 			st.BytesFreed += fi.Size()
 		}
 		if err := s.Remove(d); err != nil {
-			return st, fmt.Errorf("garbage-collecting store: %w", err)
+			return err
 		}
 		st.LayersRemoved++
 	}
+	return nil
+}
+
+// removeObjects removes, fan-out directory by fan-out directory, every object not in refs
+// that nothing outside the store links, counting it in st.
+func (s *Store) removeObjects(refs map[string]struct{}, st *GCStats) error {
 	objRoot := filepath.Join(s.dir, objectsDir)
 	fans, err := os.ReadDir(objRoot)
 	if err != nil {
-		return st, fmt.Errorf("garbage-collecting store: %w", err)
+		return err
 	}
 	for _, fan := range fans {
 		if len(fan.Name()) != 2 || !fan.IsDir() {
 			continue
 		}
-		dir := filepath.Join(objRoot, fan.Name())
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return st, fmt.Errorf("garbage-collecting store: %w", err)
+		if err := removeFanObjects(filepath.Join(objRoot, fan.Name()), fan.Name(), refs, st); err != nil {
+			return err
 		}
-		removed := false
-		for _, e := range ents {
-			key := fan.Name() + e.Name()
-			if !validKey(key) {
-				continue
-			}
-			if _, ok := refs[key]; ok {
-				continue
-			}
-			var sb unix.Stat_t
-			p := filepath.Join(dir, e.Name())
-			if err := unix.Lstat(p, &sb); err != nil {
-				return st, fmt.Errorf("garbage-collecting store: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
-			}
-			if sb.Nlink > 1 {
-				st.ObjectsInUse++
-				continue
-			}
-			if err := os.Remove(p); err != nil {
-				return st, fmt.Errorf("garbage-collecting store: %w", err)
-			}
-			removed = true
-			st.ObjectsRemoved++
-			st.BytesFreed += sb.Size
-		}
-		if removed {
-			if err := syncDir(dir); err != nil {
-				return st, fmt.Errorf("garbage-collecting store: %w", err)
-			}
-		}
-	}
-	return st, nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }
 
-// syncFS flushes the whole filesystem holding the store. One syncfs(2) per
-// import is far cheaper than an fsync per object for layers with thousands of
-// files, and it also covers the directory entries.
-func (s *Store) syncFS() error {
-	fd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// removeFanObjects does removeObjects' work in the fan-out directory dir of the keys that
+// start with fan, and makes the removals durable.
+func removeFanObjects(dir, fan string, refs map[string]struct{}, st *GCStats) error {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("syncing store filesystem: %w", err)
+		return err
 	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncing store filesystem: %w", err)
+	removed := false
+	for _, e := range ents {
+		key := fan + e.Name()
+		if !validKey(key) {
+			continue
+		}
+		if _, ok := refs[key]; ok {
+			continue
+		}
+		var sb unix.Stat_t
+		p := filepath.Join(dir, e.Name())
+		if err := unix.Lstat(p, &sb); err != nil {
+			return &os.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		if sb.Nlink > 1 {
+			st.ObjectsInUse++
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		removed = true
+		st.ObjectsRemoved++
+		st.BytesFreed += sb.Size
+	}
+	if removed {
+		return durable.Sync(dir)
 	}
 	return nil
 }

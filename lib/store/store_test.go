@@ -456,6 +456,7 @@ func TestReimportAfterLostIndex(t *testing.T) {
 // that reopening the store cleans up and a fresh import succeeds.
 func TestKilledImport(t *testing.T) {
 	if os.Getenv("STORE_KILL_HELPER_DIR") != "" {
+		// The re-executed helper process runs only TestKilledImportHelper: a plain skip.
 		t.Skip("running as the helper")
 	}
 	root := t.TempDir()
@@ -516,6 +517,7 @@ func (blockingReader) Read([]byte) (int, error) {
 func TestKilledImportHelper(t *testing.T) {
 	dir := os.Getenv("STORE_KILL_HELPER_DIR")
 	if dir == "" {
+		// Not a test of its own but the process TestKilledImport starts and kills: a plain skip.
 		t.Skip("helper for TestKilledImport")
 	}
 	s, err := Open(dir)

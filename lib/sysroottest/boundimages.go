@@ -8,18 +8,16 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"gobootc.dev/lib/envtest"
 )
 
-// RequirePodman skips the test unless podman can fill a container storage here (root, podman
-// installed).
+// RequirePodman ends the test as envtest.Missing does unless podman can fill a container storage
+// here (root, podman installed).
 func RequirePodman(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skipf("podman is not installed (scripts/deps.sh installs it): %v", err)
-	}
+	envtest.NeedRoot(t)
+	envtest.NeedTool(t, "podman")
 }
 
 // StoreImage puts an image named ref, holding one file with ref as its content (so that every

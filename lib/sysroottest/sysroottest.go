@@ -189,7 +189,7 @@ func NewHost(t testing.TB, v2Etc map[string]string) *Host {
 	}
 	s.Tree(h.V2, v2Etc, nil)
 	s.Boot(h.V1.ID)
-	if err := bootloader.WriteSet(s.Root.Boot, []bootloader.Deployment{bootloader.FromRecord(s.Root, h.V1), bootloader.FromRecord(s.Root, h.V0)}, bootloader.Options{NoFreeze: true}); err != nil {
+	if err := bootloader.WriteSet(s.Root.Boot, []bootloader.Deployment{bootloader.FromRecord(h.V1), bootloader.FromRecord(h.V0)}, bootloader.Options{NoFreeze: true}); err != nil {
 		t.Fatal(err)
 	}
 	s.Stage(h.V2.ID, false)

@@ -56,9 +56,11 @@ func prepareImages(t *testing.T) *lifecycle.Env {
 // TestLifecycle installs the sample image v1 from inside its container to a disk image, boots
 // it under QEMU, upgrades to v2 from a registry, checks that local /etc changes stay, v2's
 // /etc default and kargs.d arguments arrive and /var persists, rolls back, and cuts the power
-// while bootc-finalize runs at shutdown: with GRUB under SeaBIOS and systemd-boot under OVMF.
+// at the finalize steps of lifecycle.DefaultCuts (finalize blocks there and signals the host),
+// checking after each cut which deployment boots, and that an upgrade then runs through: with
+// GRUB under SeaBIOS and systemd-boot under OVMF. Every boot must leave no failed unit.
 // BOOTC_LIFECYCLE_BOOTLOADERS (comma-separated) picks the variants; BOOTC_LIFECYCLE_POWER_CUT=0
-// leaves the power cut out.
+// leaves the power cuts out.
 func TestLifecycle(t *testing.T) {
 	requireVMTests(t)
 	start := time.Now()

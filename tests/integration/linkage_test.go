@@ -10,7 +10,7 @@ import (
 // libraries, which only fetching and bound images need.
 func TestSmallToolsDoNotLinkContainerLibraries(t *testing.T) {
 	heavy := []string{"go.podman.io/", "github.com/containers/", "github.com/docker/"}
-	for _, tool := range []string{"bootc", "bootc-status", "bootc-kargs", "bootc-stage", "bootc-finalize", "bootc-install"} {
+	for _, tool := range []string{"bootc", "bootc-status", "bootc-kargs", "bootc-stage", "bootc-finalize", "bootc-install", "bootc-health"} {
 		out, err := exec.Command("go", "list", "-deps", "gobootc.dev/tools/"+tool).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", tool, err, out)

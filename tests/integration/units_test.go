@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"gobootc.dev/lib/envtest"
 )
 
 var execLine = regexp.MustCompile(`^Exec(Start|Stop|StartPre|StartPost|Reload)=[-+!@:]*(/\S+)`)
@@ -16,9 +18,7 @@ var execLine = regexp.MustCompile(`^Exec(Start|Stop|StartPre|StartPost|Reload)=[
 // path our units run, so systemd-analyze verify can resolve everything.
 func unitRoot(t *testing.T) (root string, ours []string) {
 	t.Helper()
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	envtest.NeedTool(t, "systemd-analyze")
 	root = t.TempDir()
 	sys := filepath.Join(root, "usr/lib/systemd/system")
 	if err := os.MkdirAll(filepath.Dir(sys), 0o755); err != nil {

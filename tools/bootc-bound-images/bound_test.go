@@ -16,6 +16,7 @@ import (
 
 	"gobootc.dev/lib/boundimage"
 	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/record"
@@ -27,7 +28,7 @@ func appImage(t *testing.T, content string) fetchtest.Image {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("busybox-static is not installed: %v", err)
+		envtest.Missing(t, "busybox-static is not installed (scripts/deps.sh installs it): %v", err)
 	}
 	return fetchtest.Image{Layers: []fetchtest.Layer{
 		{Files: []fetchtest.File{{Path: "bin", Mode: fs.ModeDir | 0o755}, {Path: "bin/busybox", Mode: 0o755, Data: bb}}},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"gobootc.dev/lib/pullsecret"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,14 +13,15 @@ import (
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/lock"
 	"gobootc.dev/lib/mountns"
+	"gobootc.dev/lib/pullsecret"
 )
 
 // CLI is the command line.
 type CLI struct {
 	cli.Root
-	Sync SyncCmd `cmd:"" help:"Put the bound images of a deployment into bootc's container storage."`
+	Sync SyncCmd `cmd:"" help:"Put the bound images of a deployment into bootc's container storage." unsupportedflags:"run-dir,cmdline"`
 	GC   GCCmd   `cmd:"" name:"gc" help:"Remove the images that no kept deployment declares from bootc's container storage."`
-	List ListCmd `cmd:"" help:"List the host images and the logically bound images."`
+	List ListCmd `cmd:"" help:"List the host images and the logically bound images." unsupportedflags:"podman,lock-wait"`
 
 	Podman   string        `help:"podman program that serves the API." default:"podman" env:"BOOTC_PODMAN" hidden:""`
 	Cmdline  string        `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`

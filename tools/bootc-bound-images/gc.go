@@ -10,67 +10,24 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/images"
 
 	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/gc"
 	"gobootc.dev/lib/layout"
-	"gobootc.dev/lib/record"
-	"gobootc.dev/lib/status"
 )
 
-// keptDeployments are the deployments whose bound images stay: booted, staged, rollback, every
-// deployment a boot entry names, and pinned ones. On a root that is not booted through bootc
-// (an installed disk, a test root) nothing says which will boot, so every deployment is kept.
-func keptDeployments(r layout.Root, cmdline string) ([]*record.Deployment, error) {
-	st, err := status.Load(status.Options{Root: r, Cmdline: cmdline})
-	if err != nil {
-		return nil, fmt.Errorf("reading the deployments: %w", err)
-	}
-	if st.Booted == nil {
-		return record.ListDeployments(r)
-	}
-	seen := map[*record.Deployment]bool{}
-	var kept []*record.Deployment
-	add := func(d *status.Deployment) {
-		if d != nil && !seen[d.Deployment] {
-			seen[d.Deployment] = true
-			kept = append(kept, d.Deployment)
-		}
-	}
-	add(st.Booted)
-	add(st.Staged)
-	add(st.Rollback)
-	for _, d := range st.BootOrder {
-		add(d)
-	}
-	for _, d := range st.Others {
-		if d.Pinned {
-			add(d)
-		}
-	}
-	return kept, nil
-}
-
-// gc removes every image of bootc's storage that no kept deployment declares. Step order:
-// decide the declared images from the records and deployment roots (a declaration that cannot
-// be read aborts before anything is removed); lock; start the service; resolve each declared
-// reference to an image id there; remove the other images.
+// gc removes every image of bootc's storage that no kept deployment declares. Kept are the
+// deployments the deployment collection keeps (gc.Kept), so an image stays exactly as long as a
+// deployment binding it. Step order: lock; decide the declared images from the records and
+// deployment roots (a declaration that cannot be read aborts before anything is removed); start
+// the service; resolve each declared reference to an image id there; remove the other images.
 func (c *CLI) gc(ctx context.Context, out, errOut io.Writer) error {
 	r, l, err := c.writer(ctx, "bound-images gc", errOut)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	kept, err := keptDeployments(r, c.Cmdline)
+	declared, err := keptImages(r, c.Cmdline)
 	if err != nil {
 		return err
-	}
-	var declared []string
-	for _, d := range kept {
-		decl, err := boundimage.Read(r.Deployment(d.Stateroot, d.ID))
-		if err != nil {
-			return fmt.Errorf("deployment %s/%s: %w", d.Stateroot, d.ID, err)
-		}
-		for _, im := range decl {
-			declared = append(declared, im.Image)
-		}
 	}
 	present, err := boundimage.HasImages(r.BoundStorage())
 	if err != nil {
@@ -130,6 +87,25 @@ func (c *CLI) gc(ctx context.Context, out, errOut io.Writer) error {
 	}
 	fmt.Fprintf(out, "Bound images: %d kept, %d %s.\n", len(list)-len(remove), len(remove), map[bool]string{true: "to remove", false: "removed"}[c.GC.DryRun])
 	return nil
+}
+
+// keptImages are the references the kept deployments declare.
+func keptImages(r layout.Root, cmdline string) ([]string, error) {
+	kept, err := gc.Kept(r, cmdline)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployments: %w", err)
+	}
+	var refs []string
+	for _, d := range kept {
+		decl, err := boundimage.Read(r.Deployment(d.Stateroot, d.ID))
+		if err != nil {
+			return nil, fmt.Errorf("deployment %s/%s: %w", d.Stateroot, d.ID, err)
+		}
+		for _, im := range decl {
+			refs = append(refs, im.Image)
+		}
+	}
+	return refs, nil
 }
 
 func shortID(id string) string {

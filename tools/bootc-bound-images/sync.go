@@ -64,13 +64,8 @@ func (c *CLI) sync(ctx context.Context, out, errOut io.Writer) error {
 		return nil
 	}
 	if s.FromStorage != "" {
-		// A copy through an archive changes the manifest, so a digest would no longer match.
-		for _, im := range decl {
-			if n, err := reference.ParseNormalizedNamed(im.Image); err == nil {
-				if _, ok := n.(reference.Digested); ok {
-					return fmt.Errorf("bound image %s (%s) is pinned by digest: a copy from --from-storage cannot keep its digest; pull it instead", im.Image, im.Name)
-				}
-			}
+		if err := checkCopyable(decl); err != nil {
+			return err
 		}
 	}
 	r, l, err := c.writer(ctx, "bound-images sync", errOut)
@@ -94,7 +89,32 @@ func (c *CLI) sync(ctx context.Context, out, errOut io.Writer) error {
 		return err
 	}
 	defer dst.Stop()
+	stored, err := c.storeMissing(ctx, dst, decl, auth, env, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Bound images stored: %d (of %d declared)\n", stored, len(decl))
+	return nil
+}
 
+// checkCopyable refuses images pinned by digest for a copy from --from-storage: a copy
+// through an archive changes the manifest, so the digest would no longer match.
+func checkCopyable(decl []boundimage.Image) error {
+	for _, im := range decl {
+		if n, err := reference.ParseNormalizedNamed(im.Image); err == nil {
+			if _, ok := n.(reference.Digested); ok {
+				return fmt.Errorf("bound image %s (%s) is pinned by digest: a copy from --from-storage cannot keep its digest; pull it instead", im.Image, im.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// storeMissing stores, in declaration order, each declared image that dst lacks: pulled, or
+// copied from --from-storage (whose service starts with the first copy). It returns how many
+// it stored.
+func (c *CLI) storeMissing(ctx context.Context, dst *service, decl []boundimage.Image, auth string, env []string, out io.Writer) (int, error) {
+	s := &c.Sync
 	var src *service
 	fromRoot := ""
 	if s.FromStorage != "" {
@@ -104,7 +124,7 @@ func (c *CLI) sync(ctx context.Context, out, errOut io.Writer) error {
 	for _, im := range decl {
 		ok, err := images.Exists(dst.Conn, im.Image, nil)
 		if err != nil {
-			return fmt.Errorf("bound image %s: %w", im.Image, err)
+			return stored, fmt.Errorf("bound image %s: %w", im.Image, err)
 		}
 		if ok {
 			fmt.Fprintf(out, "Bound image %s: present\n", im.Image)
@@ -113,7 +133,7 @@ func (c *CLI) sync(ctx context.Context, out, errOut io.Writer) error {
 		if s.FromStorage == "" {
 			opts := new(images.PullOptions).WithAuthfile(auth).WithQuiet(true)
 			if _, err := images.Pull(dst.Conn, im.Image, opts); err != nil {
-				return fmt.Errorf("pulling bound image %s (%s): %w", im.Image, im.Name, oneLine(err))
+				return stored, fmt.Errorf("pulling bound image %s (%s): %w", im.Image, im.Name, oneLine(err))
 			}
 			fmt.Fprintf(out, "Bound image %s: pulled\n", im.Image)
 		} else {
@@ -121,19 +141,18 @@ func (c *CLI) sync(ctx context.Context, out, errOut io.Writer) error {
 				// The other storage keeps its own run root: it may be in use by its owner.
 				src, err = startService(ctx, serviceOptions{Podman: c.Podman, Root: fromRoot, Env: env})
 				if err != nil {
-					return err
+					return stored, err
 				}
 				defer src.Stop()
 			}
 			if err := copyImage(src, dst, im.Image); err != nil {
-				return fmt.Errorf("copying bound image %s (%s) from %s: %w", im.Image, im.Name, fromRoot, oneLine(err))
+				return stored, fmt.Errorf("copying bound image %s (%s) from %s: %w", im.Image, im.Name, fromRoot, oneLine(err))
 			}
 			fmt.Fprintf(out, "Bound image %s: copied from %s\n", im.Image, fromRoot)
 		}
 		stored++
 	}
-	fmt.Fprintf(out, "Bound images stored: %d (of %d declared)\n", stored, len(decl))
-	return nil
+	return stored, nil
 }
 
 // graphRoot accepts a containers-storage graph root or the directory above it

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
 )
 
@@ -27,7 +28,7 @@ func TestDiskSpacePreflight(t *testing.T) {
 	e := newEnv(t)
 	mnt := t.TempDir()
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
+		envtest.Missing(t, "a tmpfs mount: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	img := fetchtest.Bootable("1")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/types"
 
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/imgref"
@@ -117,6 +119,7 @@ func (t *target) hostRef() host.ImageReference {
 	return host.ImageReference{Image: t.ref.Image, Transport: t.ref.Transport.String(), Signature: t.sig}
 }
 
+// fetch carries out Run's steps from opening the source on.
 func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, stderr io.Writer) error {
 	sys, err := c.systemContext()
 	if err != nil {
@@ -131,39 +134,63 @@ func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, 
 		return err
 	}
 	defer src.Close()
-	res, err := resolve(ctx, sys, src, tgt.ref.Digest())
+	img, err := inspect(ctx, sys, src, tgt, stderr)
 	if err != nil {
 		return err
 	}
+	if c.Check {
+		return c.check(root, tgt, img.res, img.configRaw, img.cfg, img.rec, stdout)
+	}
+	return c.storeImage(ctx, root, tgt, src, img, stdout, stderr)
+}
+
+// inspected is what is known of the image before any layer is fetched.
+type inspected struct {
+	res       *resolved
+	configRaw []byte
+	cfg       *imageConfig
+	layers    []manifest.LayerInfo
+	rec       record.Image
+}
+
+// inspect resolves the manifest, enforces the signature policy if the reference asks for it,
+// and fetches and checks the config.
+func inspect(ctx context.Context, sys *types.SystemContext, src types.ImageSource, tgt *target, stderr io.Writer) (*inspected, error) {
+	res, err := resolve(ctx, sys, src, tgt.ref.Digest())
+	if err != nil {
+		return nil, err
+	}
 	if tgt.sig != nil && tgt.sig.Mode == host.SignatureContainerPolicy {
 		if err := verifyPolicy(ctx, sys, src); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	configRaw, cfg, err := fetchConfig(ctx, src, res.manifest.ConfigInfo())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	layers, err := res.layerInfos(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(cfg.RootFS.DiffIDs) != len(layers) {
-		return fmt.Errorf("%w: the config lists %d diff IDs for %d layers", ErrNotBootable, len(cfg.RootFS.DiffIDs), len(layers))
+		return nil, fmt.Errorf("%w: the config lists %d diff IDs for %d layers", ErrNotBootable, len(cfg.RootFS.DiffIDs), len(layers))
 	}
 	for _, d := range cfg.RootFS.DiffIDs {
 		if err := d.Validate(); err != nil {
-			return fmt.Errorf("%w: config diff ID %q: %v", ErrNotBootable, d, err)
+			return nil, fmt.Errorf("%w: config diff ID %q: %v", ErrNotBootable, d, err)
 		}
 	}
 	rec := imageRecord(tgt.hostRef(), res.digest, res.manifest.ConfigInfo().Digest, cfg)
 	if cfg.Config.Labels[bootcLabel] != "1" {
 		fmt.Fprintf(stderr, "warning: %s lacks the label %s=1; it may not be a bootable image\n", tgt.ref, bootcLabel)
 	}
-	if c.Check {
-		return c.check(root, tgt, res, configRaw, cfg, rec, stdout)
-	}
+	return &inspected{res: res, configRaw: configRaw, cfg: cfg, layers: layers, rec: rec}, nil
+}
 
+// storeImage takes the writer lock, streams the missing layers into the store, writes the
+// manifest, the config and the image record, and reports what it fetched.
+func (c *CLI) storeImage(ctx context.Context, root layout.Root, tgt *target, src types.ImageSource, img *inspected, stdout, stderr io.Writer) error {
 	lk, err := c.lock(ctx, root, stderr)
 	if err != nil {
 		return err
@@ -176,7 +203,7 @@ func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, 
 	if err != nil {
 		return err
 	}
-	plan, err := planLayers(st, layers, cfg.RootFS.DiffIDs)
+	plan, err := planLayers(st, img.layers, img.cfg.RootFS.DiffIDs)
 	if err != nil {
 		return err
 	}
@@ -189,16 +216,23 @@ func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, 
 	if err != nil {
 		return err
 	}
-	_, statErr := os.Stat(root.ImageRecord(res.digest.String()))
+	_, statErr := os.Stat(root.ImageRecord(img.res.digest.String()))
 	isNew := errors.Is(statErr, os.ErrNotExist)
-	if err := writeImage(root, res, configRaw, rec); err != nil {
+	if err := writeImage(root, img.res, img.configRaw, img.rec); err != nil {
 		return err
 	}
+	return c.report(tgt, img, plan, fetched, isNew, stdout)
+}
+
+// report writes the --result document, tells the journal about an image not stored before,
+// and prints the summary line.
+func (c *CLI) report(tgt *target, img *inspected, p *plan, fetched fetchStats, isNew bool, stdout io.Writer) error {
+	res, rec := img.res, img.rec
 	out := Result{
 		ManifestDigest: res.digest.String(), Version: rec.Version,
 		Changed:       !sameDigest(tgt.booted, res.digest) && !sameDigest(tgt.staged, res.digest),
 		AlreadyStaged: sameDigest(tgt.staged, res.digest),
-		BytesFetched:  fetched.bytes, LayersFetched: fetched.layers, LayersReused: plan.reused,
+		BytesFetched:  fetched.bytes, LayersFetched: fetched.layers, LayersReused: p.reused,
 	}
 	if c.Result != "" {
 		if err := record.WriteResult(c.Result, out); err != nil {
@@ -207,14 +241,18 @@ func (c *CLI) fetch(ctx context.Context, root layout.Root, tgt *target, stdout, 
 	}
 	if isNew {
 		msg := fmt.Sprintf("Fetched image %s (%s)", tgt.ref, res.digest)
-		// A journal that cannot be reached has already been written to stderr by Send.
+		// Without a journal (in a container, as at install) Send writes the message to stderr;
+		// unless --quiet, the line printed below already tells a person, so that copy is dropped.
+		if !c.Quiet {
+			defer journal.SetFallback(journal.SetFallback(io.Discard))
+		}
 		_ = journal.Send(journal.Fetch, journal.Info, msg, map[string]string{
 			"BOOTC_IMAGE": tgt.ref.String(), "BOOTC_MANIFEST_DIGEST": res.digest.String(), "BOOTC_VERSION": rec.Version,
 		})
 	}
 	if !c.Quiet {
 		fmt.Fprintf(stdout, "Fetched %s: %s (%d layers fetched, %s; %d already stored)\n",
-			tgt.ref, res.digest, fetched.layers, humanBytes(fetched.bytes), plan.reused)
+			tgt.ref, res.digest, fetched.layers, humanBytes(fetched.bytes), p.reused)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/pullsecret"
 	"io"
 	"strings"
 	"time"
@@ -29,6 +28,7 @@ import (
 
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/imgref"
+	"gobootc.dev/lib/pullsecret"
 )
 
 // Errors callers and tests tell apart.
@@ -253,5 +253,5 @@ func signatureMode(s *host.ImageSignature) string {
 	if s.OstreeRemote != "" {
 		return "ostreeRemote " + s.OstreeRemote
 	}
-	return s.Mode
+	return string(s.Mode)
 }

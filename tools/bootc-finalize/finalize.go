@@ -107,7 +107,7 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 	fmt.Fprintf(out, "Merged /etc: %s\n", plan.Summary())
 
 	failpoint.Hit("finalize:entries")
-	set := bootloader.FromRecords(r, st.EntryOrder(st.Staged, st.Booted))
+	set := bootloader.FromRecords(st.EntryOrder(st.Staged, st.Booted))
 	cfg, err := record.ReadBootConfig(r)
 	if err != nil {
 		return err
@@ -152,9 +152,9 @@ func mergeEtc(r layout.Root, booted, staged *record.Deployment) (*etcmerge.Merge
 		return nil, err
 	}
 	return etcmerge.Merge(
-		filepath.Join(r.Deployment(booted.Stateroot, booted.ID), "usr/etc"),
+		r.PristineEtc(booted.Stateroot, booted.ID),
 		r.Etc(booted.Stateroot, booted.ID),
-		filepath.Join(r.Deployment(staged.Stateroot, staged.ID), "usr/etc"),
+		r.PristineEtc(staged.Stateroot, staged.ID),
 		out)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/failpoint"
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/status"
@@ -287,9 +288,10 @@ func TestCleanupFailureKeepsMarker(t *testing.T) {
 	// A lock held by another operation: the cleanup waits, then gives up, marker kept.
 	h2 := newHost(t, nil)
 	h2.finalizeAndReboot(t)
+	envtest.NeedTool(t, "flock")
 	holder := exec.Command("flock", h2.Root.Lock(), "sleep", "30")
 	if err := holder.Start(); err != nil {
-		t.Skipf("flock(1): %v", err)
+		t.Fatalf("flock(1): %v", err)
 	}
 	defer func() { holder.Process.Kill(); holder.Wait() }()
 	waitHeld(t, h2.Root.Lock())

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gobootc.dev/lib/blockdev"
+	"gobootc.dev/lib/durable"
+	"gobootc.dev/lib/layout"
 )
 
 // Where an image keeps its boot loaders.
@@ -44,7 +46,7 @@ func (in *installer) installGrub(ctx context.Context, bootDir, deployRoot string
 	// GRUB maps only the disks it probes as BIOS drives by itself; a device map makes any disk
 	// (a loop device, a disk another machine will boot from) its first drive. It only serves
 	// this run.
-	grubDir := filepath.Join(bootDir, "grub")
+	grubDir := layout.GrubDir(bootDir)
 	if err := os.MkdirAll(grubDir, 0o755); err != nil {
 		return fmt.Errorf("installing GRUB: %w", err)
 	}
@@ -86,14 +88,14 @@ func installSystemdBoot(boot, deployRoot, arch string) error {
 		return fmt.Errorf("installing systemd-boot: the image has no /%s/systemd-boot%s.efi", imageSystemdBoot, ea)
 	}
 	for _, dst := range []string{
-		filepath.Join(boot, "EFI", "BOOT", "BOOT"+strings.ToUpper(ea)+".EFI"),
-		filepath.Join(boot, "EFI", "systemd", "systemd-boot"+ea+".efi"),
+		layout.EFIRemovable(boot, ea),
+		layout.EFISystemdBoot(boot, ea),
 	} {
 		if err := copyFile(src, dst); err != nil {
 			return fmt.Errorf("installing systemd-boot: %w", err)
 		}
 	}
-	conf := filepath.Join(boot, "loader", "loader.conf")
+	conf := layout.LoaderConf(boot)
 	if _, err := os.Stat(conf); os.IsNotExist(err) {
 		// No default: systemd-boot then boots the first entry in BLS order, which is the one
 		// bootc makes the default.
@@ -121,11 +123,7 @@ func copyFile(src, dst string) error {
 		out.Close()
 		return err
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return durable.Close(out)
 }
 
 // copyToESP copies the tree at stage to the root of the FAT filesystem on dev with mtools.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
 )
 
@@ -17,7 +18,7 @@ func TestBoundImagesAtInstall(t *testing.T) {
 	needRoot(t, "podman", "skopeo")
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("busybox-static is not installed: %v", err)
+		envtest.Missing(t, "busybox-static is not installed (scripts/deps.sh installs it): %v", err)
 	}
 	reg := fetchtest.StartRegistry(t)
 	conf := filepath.Join(t.TempDir(), "registries.conf")

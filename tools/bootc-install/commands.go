@@ -16,8 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gobootc.dev/lib/blockdev"
+	"gobootc.dev/lib/durable"
 	"gobootc.dev/lib/installconfig"
 	"gobootc.dev/lib/kargs"
+	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
 )
 
 // DefaultFilesystem is the root filesystem to-disk makes when neither --filesystem nor the
@@ -68,22 +71,98 @@ func rootTypeCode(arch string) string {
 	return "8300"
 }
 
+// run installs to a whole disk. Step order: check the options; open the device (a loop device
+// over the image file with --via-loopback) and clear it; partition it and make the filesystems;
+// mount the root, install, finalize and unmount it.
 func (c *ToDisk) run(ctx context.Context, e *env) (err error) {
 	in, err := c.prepare(e)
 	if err != nil {
 		return err
 	}
+	p, err := c.plan(in)
+	if err != nil {
+		return err
+	}
+	dev, detach, err := c.openDevice(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if derr := detach(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if err := c.clearDevice(ctx, dev); err != nil {
+		return err
+	}
+	parts, err := partition(ctx, e, dev, p)
+	if err != nil {
+		return err
+	}
+	d, err := c.installMounted(ctx, in, p, dev, parts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Installation complete: %s on %s (root %s, %s)\n", d.Image.Ref.Image, c.Device, parts.rootDev, p.fstype)
+	fmt.Fprintf(e.stdout, "Kernel command line: %s\n", d.Kargs)
+	return nil
+}
+
+// diskPlan is what to-disk makes, settled from the options, the image's install configuration
+// and the host before the disk is touched.
+type diskPlan struct {
+	fstype     string
+	rootMiB    int64 // 0: the rest of the disk
+	bootloader string
+	arch       string
+}
+
+// plan checks the options against the install configuration and the host.
+func (c *ToDisk) plan(in *installer) (*diskPlan, error) {
+	fstype, err := c.filesystem(in.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkBlockSetup(in.cfg); err != nil {
+		return nil, err
+	}
+	p := &diskPlan{fstype: fstype, bootloader: c.bootloader(in.cfg)}
+	if c.RootSize != "" {
+		if p.rootMiB, err = parseSize(c.RootSize); err != nil {
+			return nil, fmt.Errorf("--root-size: %w", err)
+		}
+	}
+	if c.GenericImage && p.bootloader == "none" {
+		return nil, fmt.Errorf("--generic-image installs boot loaders; it cannot be combined with --bootloader none")
+	}
+	if p.arch, err = kargs.HostArch(); err != nil {
+		return nil, err
+	}
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// filesystem is the root filesystem type: the flag's, else the configuration's, else ext4.
+func (c *ToDisk) filesystem(cfg *installconfig.Config) (string, error) {
 	fstype := c.Filesystem
 	if fstype == "" {
-		fstype = in.cfg.FSType()
+		fstype = cfg.FSType()
 	}
 	if fstype == "" {
 		fstype = DefaultFilesystem
 	}
 	if !slices.Contains(installconfig.FilesystemTypes, fstype) {
-		return fmt.Errorf("--filesystem %q: want one of %s", fstype, strings.Join(installconfig.FilesystemTypes, ", "))
+		return "", fmt.Errorf("--filesystem %q: want one of %s", fstype, strings.Join(installconfig.FilesystemTypes, ", "))
 	}
-	allowed := in.cfg.Block
+	return fstype, nil
+}
+
+// checkBlockSetup accepts the one block setup this version makes, direct, when the install
+// configuration allows it.
+func (c *ToDisk) checkBlockSetup(cfg *installconfig.Config) error {
+	allowed := cfg.Block
 	if len(allowed) == 0 {
 		allowed = []string{"direct"}
 	}
@@ -99,97 +178,95 @@ func (c *ToDisk) run(ctx context.Context, e *env) (err error) {
 	case !slices.Contains(allowed, block):
 		return fmt.Errorf("--block-setup %s: the image's install configuration allows only %s", block, strings.Join(allowed, ", "))
 	}
-	var rootMiB int64
-	if c.RootSize != "" {
-		if rootMiB, err = parseSize(c.RootSize); err != nil {
-			return fmt.Errorf("--root-size: %w", err)
+	return nil
+}
+
+// openDevice returns the block device to install to: DEVICE itself, or with --via-loopback a
+// loop device over the image file, which detach releases.
+func (c *ToDisk) openDevice(ctx context.Context, e *env) (dev string, detach func() error, err error) {
+	if !c.ViaLoopback {
+		if err := blockdev.CheckBlockDevice(c.Device); err != nil {
+			return "", nil, err
 		}
+		return c.Device, func() error { return nil }, nil
 	}
-	bl := c.bootloader(in.cfg)
-	if c.GenericImage && bl == "none" {
-		return fmt.Errorf("--generic-image installs boot loaders; it cannot be combined with --bootloader none")
-	}
-	arch, err := kargs.HostArch()
+	file, err := filepath.Abs(c.Device)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	if err := requireRoot(); err != nil {
-		return err
+	fi, err := os.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("--via-loopback: image file %s does not exist (create it first, e.g. truncate -s 10G %s)", file, file)
 	}
+	if err != nil {
+		return "", nil, fmt.Errorf("--via-loopback: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", nil, fmt.Errorf("--via-loopback: %s is not a regular file", file)
+	}
+	l, err := blockdev.AttachLoop(ctx, file)
+	if err != nil {
+		return "", nil, err
+	}
+	e.logf("Attached %s to %s", file, l.Device)
+	return l.Device, l.Detach, nil
+}
 
-	dev := c.Device
-	if c.ViaLoopback {
-		file, err := filepath.Abs(c.Device)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Stat(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("--via-loopback: image file %s does not exist (create it first, e.g. truncate -s 10G %s)", file, file)
-		}
-		if err != nil {
-			return fmt.Errorf("--via-loopback: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("--via-loopback: %s is not a regular file", file)
-		}
-		l, err := blockdev.AttachLoop(ctx, file)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if derr := l.Detach(); derr != nil && err == nil {
-				err = derr
-			}
-		}()
-		dev = l.Device
-		e.logf("Attached %s to %s", file, dev)
-	} else if err := blockdev.CheckBlockDevice(dev); err != nil {
-		return err
-	}
+// clearDevice erases the device with --wipe; without it, a device in use is refused.
+func (c *ToDisk) clearDevice(ctx context.Context, dev string) error {
 	if c.Wipe {
-		if err := blockdev.Wipe(ctx, dev); err != nil {
-			return err
-		}
-	} else if err := blockdev.CheckUnused(ctx, dev); err != nil {
-		return err
+		return blockdev.Wipe(ctx, dev)
 	}
+	return blockdev.CheckUnused(ctx, dev)
+}
 
+// diskParts are the ESP and root partitions to-disk made, with their filesystems' UUIDs.
+type diskParts struct {
+	espDev, espUUID   string
+	rootDev, rootUUID string
+}
+
+// partition lays out the disk (a BIOS boot partition on x86_64, the ESP, the root) and makes
+// the ESP's and the root's filesystems.
+func partition(ctx context.Context, e *env, dev string, p *diskPlan) (*diskParts, error) {
 	var parts []blockdev.Part
-	if arch == "x86_64" {
+	if p.arch == "x86_64" {
 		parts = append(parts, blockdev.Part{SizeMiB: 1, Type: "EF02", Name: "BIOS-BOOT"})
 	}
 	parts = append(parts, blockdev.Part{SizeMiB: 512, Type: "EF00", Name: "EFI-SYSTEM"},
-		blockdev.Part{SizeMiB: rootMiB, Type: rootTypeCode(arch), Name: "root"})
+		blockdev.Part{SizeMiB: p.rootMiB, Type: rootTypeCode(p.arch), Name: "root"})
 	e.logf("Partitioning %s", dev)
 	devs, err := blockdev.Partition(ctx, dev, parts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	espDev, rootDev := devs[len(devs)-2], devs[len(devs)-1]
-	if err := blockdev.Mkfs(ctx, espDev, "vfat", "EFI-SYSTEM"); err != nil {
-		return err
+	d := &diskParts{espDev: devs[len(devs)-2], rootDev: devs[len(devs)-1]}
+	if err := blockdev.Mkfs(ctx, d.espDev, "vfat", "EFI-SYSTEM"); err != nil {
+		return nil, err
 	}
-	if err := blockdev.Mkfs(ctx, rootDev, fstype, "root"); err != nil {
-		return err
+	if err := blockdev.Mkfs(ctx, d.rootDev, p.fstype, "root"); err != nil {
+		return nil, err
 	}
-	rootUUID, err := blockdev.UUID(ctx, rootDev)
-	if err != nil {
-		return err
+	if d.rootUUID, err = blockdev.UUID(ctx, d.rootDev); err != nil {
+		return nil, err
 	}
-	espUUID, err := blockdev.UUID(ctx, espDev)
-	if err != nil {
-		return err
+	if d.espUUID, err = blockdev.UUID(ctx, d.espDev); err != nil {
+		return nil, err
 	}
-	e.logf("Made %s (%s, UUID %s) and the ESP %s (UUID %s)", rootDev, fstype, rootUUID, espDev, espUUID)
+	e.logf("Made %s (%s, UUID %s) and the ESP %s (UUID %s)", d.rootDev, p.fstype, d.rootUUID, d.espDev, d.espUUID)
+	return d, nil
+}
 
+// installMounted mounts the new root filesystem, installs to it, finalizes it (unless
+// --skip-finalize) and unmounts it.
+func (c *ToDisk) installMounted(ctx context.Context, in *installer, p *diskPlan, dev string, parts *diskParts) (d *record.Deployment, err error) {
 	mnt, err := os.MkdirTemp("", "bootc-install-root-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(mnt)
-	if err := unix.Mount(rootDev, mnt, fstype, 0, ""); err != nil {
-		return fmt.Errorf("mounting %s (%s) at %s: %w", rootDev, fstype, mnt, err)
+	if err := unix.Mount(parts.rootDev, mnt, p.fstype, 0, ""); err != nil {
+		return nil, fmt.Errorf("mounting %s (%s) at %s: %w", parts.rootDev, p.fstype, mnt, err)
 	}
 	mounted := true
 	defer func() {
@@ -200,24 +277,21 @@ func (c *ToDisk) run(ctx context.Context, e *env) (err error) {
 			err = uerr
 		}
 	}()
-	t := &target{root: mnt, rootSpec: "UUID=" + rootUUID, disk: dev, bootUUID: rootUUID,
-		esp: &esp{dev: espDev, uuid: espUUID}, bootloader: bl, generic: c.GenericImage, mountpoint: true}
-	d, err := in.install(ctx, t)
-	if err != nil {
-		return err
+	t := &target{root: mnt, rootSpec: "UUID=" + parts.rootUUID, disk: dev, bootUUID: parts.rootUUID,
+		esp: &esp{dev: parts.espDev, uuid: parts.espUUID}, bootloader: p.bootloader, generic: c.GenericImage, mountpoint: true}
+	if d, err = in.install(ctx, t); err != nil {
+		return nil, err
 	}
 	if !c.SkipFinalize {
 		if err := finalizeFS(ctx, mnt); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	mounted = false
 	if err := unmount(mnt); err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(e.stdout, "Installation complete: %s on %s (root %s, %s)\n", d.Image.Ref.Image, c.Device, rootDev, fstype)
-	fmt.Fprintf(e.stdout, "Kernel command line: %s\n", d.Kargs)
-	return nil
+	return d, nil
 }
 
 // unmount unmounts dir, retrying briefly while something still holds it.
@@ -247,7 +321,7 @@ const (
 // journal (GRUB) sees the final state.
 func finalizeFS(ctx context.Context, root string) error {
 	exec.CommandContext(ctx, "fstrim", "--quiet", root).Run() // not every device discards
-	if err := syncTree(root); err != nil {
+	if err := durable.SyncFS(root); err != nil {
 		return err
 	}
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -377,7 +451,7 @@ func (c *ToFilesystem) target(ctx context.Context, root string, in *installer) (
 	}
 	t.bootUUID = uuid
 
-	bootDir := filepath.Join(root, "boot")
+	bootDir := layout.BootDir(root)
 	bootSeparate := false
 	if _, err := os.Stat(bootDir); err == nil {
 		if bootSeparate, err = isMountpoint(bootDir); err != nil {

@@ -55,7 +55,7 @@ func fstabLines(t *target) string {
 // extended attributes and hard links kept), plus the root SSH keys entry and the fstab lines
 // this install needs.
 func writeEtc(r layout.Root, d *record.Deployment, t *target, keys []byte) error {
-	src := filepath.Join(r.Deployment(d.Stateroot, d.ID), "usr", "etc")
+	src := r.PristineEtc(d.Stateroot, d.ID)
 	dst := r.Etc(d.Stateroot, d.ID)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("creating /etc: %w", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/record"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"gobootc.dev/lib/imgref"
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/lock"
+	"gobootc.dev/lib/record"
 )
 
 // fetcher runs bootc-fetch against the new physical root, under the install's lock.

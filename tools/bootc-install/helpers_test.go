@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
 	"gobootc.dev/lib/sysroottest"
 )
@@ -88,6 +90,10 @@ func mustInstall(t *testing.T, args ...string) result {
 	return r
 }
 
+// errorLine is how bootc-install reports an error (its own, after the command it was given),
+// or bootc-fetch one it ran into.
+var errorLine = regexp.MustCompile(`^(bootc-install( [a-z-]+)?|bootc-fetch): error: `)
+
 // oneLineError checks a failure reported as exactly one error line containing want.
 func oneLineError(t *testing.T, r result, want string) {
 	t.Helper()
@@ -98,8 +104,8 @@ func oneLineError(t *testing.T, r result, want string) {
 	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
 	// A failing step tool reports its own error; bootc-install then adds nothing.
-	if !strings.HasPrefix(last, "bootc-install: error: ") && !strings.HasPrefix(last, "bootc-fetch: error: ") || !strings.Contains(last, want) {
-		t.Errorf("stderr %q: want a last line \"bootc-install: error: …%s…\"", r.stderr, want)
+	if !errorLine.MatchString(last) || !strings.Contains(last, want) {
+		t.Errorf("stderr %q: want a last line \"bootc-install COMMAND: error: …%s…\"", r.stderr, want)
 	}
 	for _, l := range lines[:len(lines)-1] {
 		if strings.Contains(l, "error") {
@@ -110,14 +116,8 @@ func oneLineError(t *testing.T, r result, want string) {
 
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	envtest.NeedRoot(t)
+	envtest.NeedTool(t, tools...)
 }
 
 func read(t *testing.T, p string) string {

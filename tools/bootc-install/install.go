@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/boundimage"
-	"gobootc.dev/lib/cli"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,8 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gobootc.dev/lib/bootloader"
+	"gobootc.dev/lib/boundimage"
+	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/cmdline"
 	"gobootc.dev/lib/deploy"
+	"gobootc.dev/lib/durable"
 	"gobootc.dev/lib/installconfig"
 	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/lock"
@@ -77,74 +78,31 @@ type provenance struct {
 }
 
 // install puts the image on the target's root. Step order: the bootc layout; the writer lock;
-// fetch (and the target image check); build the deployment; its kernel command line; its
-// writable /etc (a copy of the image's, plus the root SSH keys and the fstab lines); the boot
-// configuration, entries and boot loader; the provenance record.
+// fetch (and the target image check); build the deployment with its kernel command line; the
+// bound images; its writable /etc (a copy of the image's, plus the root SSH keys and the fstab
+// lines); the boot configuration, entries and boot loader; the provenance record; a sync.
 func (in *installer) install(ctx context.Context, t *target) (*record.Deployment, error) {
-	e := in.e
 	tmp, err := os.MkdirTemp("", "bootc-install-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	r := layout.New(t.root, filepath.Join(tmp, "run"))
-	if err := os.MkdirAll(r.Run, 0o755); err != nil {
+	r, espStage, err := in.initLayout(t, tmp)
+	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(r.Boot, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", r.Boot, err)
-	}
-	var espStage string
-	if t.fatBoot() && t.esp != nil {
-		// The ESP is filled from a copy of its tree at the end: vfat cannot be mounted here.
-		espStage = filepath.Join(tmp, "esp")
-		r.Boot = espStage
-	}
-	if err := r.Init(in.stateroot); err != nil {
-		return nil, err
-	}
-	if ds, err := record.ListDeployments(r); err != nil {
-		return nil, err
-	} else if len(ds) > 0 {
-		return nil, fmt.Errorf("%s already holds a bootc deployment (%s/%s)", t.root, ds[0].Stateroot, ds[0].ID)
 	}
 	l, err := lock.Acquire(ctx, r.Lock(), lock.Options{Operation: "install"})
 	if err != nil {
 		return nil, err
 	}
 	defer l.Release()
-
-	f := &fetcher{r: r, lock: l, tmp: tmp, sigpol: in.c.EnforceContainerSigpolicy, stdout: e.stderr, stderr: e.stderr}
-	e.logf("Fetching %s", in.src.fetch)
-	fetched, err := f.fetch(ctx, in.src.fetch, false)
+	f := &fetcher{r: r, lock: l, tmp: tmp, sigpol: in.c.EnforceContainerSigpolicy, stdout: in.e.stderr, stderr: in.e.stderr}
+	fetched, err := in.fetchImage(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	if !in.src.target.Equal(in.src.fetch) && !in.c.SkipFetchCheck {
-		e.logf("Checking that %s can be fetched", in.src.target)
-		if _, err := f.fetch(ctx, in.src.target, true); err != nil {
-			return nil, err
-		}
-	}
-
-	s, err := store.Open(r.Store())
+	d, err := in.buildDeployment(ctx, r, t, fetched.ManifestDigest)
 	if err != nil {
-		return nil, err
-	}
-	start, err := in.startKargs(t)
-	if err != nil {
-		return nil, err
-	}
-	d, err := deploy.Build(ctx, deploy.Options{Root: r, Store: s, Stateroot: in.stateroot, Image: fetched.ManifestDigest, Kargs: start})
-	if err != nil {
-		return nil, err
-	}
-	e.logf("Deployed %s/%s (kernel %s)", d.Stateroot, d.ID, d.Kernel)
-	if d.Kargs, err = in.finishKargs(d.Kargs); err != nil {
-		return nil, err
-	}
-	d.Image.Ref = in.src.targetRef()
-	if err := record.WriteDeployment(r, d); err != nil {
 		return nil, err
 	}
 	deployRoot := r.Deployment(d.Stateroot, d.ID)
@@ -157,20 +115,95 @@ func (in *installer) install(ctx context.Context, t *target) (*record.Deployment
 	if err := in.writeBoot(ctx, r, d, t, espStage); err != nil {
 		return nil, err
 	}
+	if err := in.writeProvenance(r, d); err != nil {
+		return nil, err
+	}
+	if err := durable.SyncFS(r.Phys); err != nil {
+		return nil, err
+	}
+	in.e.logf("Installed %s into %s (deployment root %s)", in.src.target, t.root, deployRoot)
+	return d, nil
+}
+
+// initLayout makes the bootc layout on the target's root, its run directory in tmp, and
+// refuses a root that already holds a deployment. When /boot is an ESP that cannot be mounted
+// here, espStage is the copy of its tree, in tmp, that the install fills.
+func (in *installer) initLayout(t *target, tmp string) (r layout.Root, espStage string, err error) {
+	r = layout.New(t.root, filepath.Join(tmp, "run"))
+	if err := os.MkdirAll(r.Run, 0o755); err != nil {
+		return r, "", err
+	}
+	if err := os.MkdirAll(r.Boot, 0o755); err != nil {
+		return r, "", fmt.Errorf("creating %s: %w", r.Boot, err)
+	}
+	if t.fatBoot() && t.esp != nil {
+		// The ESP is filled from a copy of its tree at the end: vfat cannot be mounted here.
+		espStage = filepath.Join(tmp, "esp")
+		r.Boot = espStage
+	}
+	if err := r.Init(in.stateroot); err != nil {
+		return r, "", err
+	}
+	if ds, err := record.ListDeployments(r); err != nil {
+		return r, "", err
+	} else if len(ds) > 0 {
+		return r, "", fmt.Errorf("%s already holds a bootc deployment (%s/%s)", t.root, ds[0].Stateroot, ds[0].ID)
+	}
+	return r, espStage, nil
+}
+
+// fetchImage stores the source image in the new root and, unless --skip-fetch-check, checks
+// that the target image the system will follow can be fetched too.
+func (in *installer) fetchImage(ctx context.Context, f *fetcher) (*record.FetchResult, error) {
+	in.e.logf("Fetching %s", in.src.fetch)
+	fetched, err := f.fetch(ctx, in.src.fetch, false)
+	if err != nil {
+		return nil, err
+	}
+	if !in.src.target.Equal(in.src.fetch) && !in.c.SkipFetchCheck {
+		in.e.logf("Checking that %s can be fetched", in.src.target)
+		if _, err := f.fetch(ctx, in.src.target, true); err != nil {
+			return nil, err
+		}
+	}
+	return fetched, nil
+}
+
+// buildDeployment builds the deployment of the fetched image, settles its kernel command line
+// and target image, and records it.
+func (in *installer) buildDeployment(ctx context.Context, r layout.Root, t *target, image string) (*record.Deployment, error) {
+	s, err := store.Open(r.Store())
+	if err != nil {
+		return nil, err
+	}
+	start, err := in.startKargs(t)
+	if err != nil {
+		return nil, err
+	}
+	d, err := deploy.Build(ctx, deploy.Options{Root: r, Store: s, Stateroot: in.stateroot, Image: image, Kargs: start})
+	if err != nil {
+		return nil, err
+	}
+	in.e.logf("Deployed %s/%s (kernel %s)", d.Stateroot, d.ID, d.Kernel)
+	if d.Kargs, err = in.finishKargs(d.Kargs); err != nil {
+		return nil, err
+	}
+	d.Image.Ref = in.src.targetRef()
+	if err := record.WriteDeployment(r, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// writeProvenance records where the installed system came from, and when.
+func (in *installer) writeProvenance(r layout.Root, d *record.Deployment) error {
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	prov := provenance{
 		Image: in.src.fetch.TransportString(), Digest: d.Image.ManifestDigest, TargetImage: in.src.target.TransportString(),
 		Kernel: unix.ByteSliceToString(uts.Release[:]), Time: time.Now().UTC(), Version: d.Image.Version, BoundImages: in.c.BoundImages,
 	}
-	if err := record.Write(r.Provenance(), prov); err != nil {
-		return nil, err
-	}
-	if err := syncTree(r.Phys); err != nil {
-		return nil, err
-	}
-	e.logf("Installed %s into %s (deployment root %s)", in.src.target, t.root, deployRoot)
-	return d, nil
+	return record.Write(r.Provenance(), prov)
 }
 
 // startKargs is the command line deploy.Build starts from: the root filesystem, rw (the
@@ -285,19 +318,6 @@ func removeSameFS(p, root string) error {
 	return os.Remove(p)
 }
 
-// syncTree flushes the filesystem holding dir.
-func syncTree(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 // bootConfig is what later writers of boot entries need to know about /boot.
 func bootConfig(t *target) *record.BootConfig {
 	bc := &record.BootConfig{Version: record.FormatVersion, Bootloader: t.bootloader}
@@ -331,7 +351,7 @@ func (in *installer) writeBoot(ctx context.Context, r layout.Root, d *record.Dep
 	// Install's own finalize freezes the filesystem once at the end; a directory that is not a
 	// mount of its own (a test root, a staged ESP tree) must not freeze the host's filesystem.
 	opts.NoFreeze = true
-	if err := bootloader.WriteSet(r.Boot, []bootloader.Deployment{bootloader.FromRecord(r, d)}, opts); err != nil {
+	if err := bootloader.WriteSet(r.Boot, []bootloader.Deployment{bootloader.FromRecord(d)}, opts); err != nil {
 		return fmt.Errorf("writing the boot entry: %w", err)
 	}
 	deployRoot := r.Deployment(d.Stateroot, d.ID)
@@ -340,7 +360,7 @@ func (in *installer) writeBoot(ctx context.Context, r layout.Root, d *record.Dep
 		gopts := opts
 		if espStage != "" {
 			// GRUB's files stay on the root filesystem; its menu is found on the ESP.
-			grubBoot = filepath.Join(r.Phys, "boot")
+			grubBoot = layout.BootDir(r.Phys)
 		}
 		if err := bootloader.WriteGrubConfig(grubBoot, gopts); err != nil {
 			return err
@@ -374,7 +394,7 @@ func (in *installer) boundImages(ctx context.Context, f *fetcher, deployRoot str
 	if err != nil || !declared {
 		return err
 	}
-	args := []string{"--sysroot", f.r.Phys, "--run-dir", f.tmp, "sync", "--root", deployRoot}
+	args := []string{"--sysroot", f.r.Phys, "sync", "--root", deployRoot}
 	if in.c.BoundImages == "stored" {
 		args = append(args, "--from-storage", HostStorage)
 	}

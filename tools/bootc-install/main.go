@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,11 @@ func (c *CLI) runner(out, errOut io.Writer) func(context.Context, *kong.Context)
 		cmd, ok := sel.Target.Addr().Interface().(command)
 		if !ok {
 			return fmt.Errorf("subcommand %s cannot be run", sel.Name)
+		}
+		// Installing needs root; saying so comes right after the command line is understood, so
+		// that `bootc install` (which hands its arguments here unread) reports usage errors first.
+		if _, readOnly := cmd.(*PrintConfiguration); !readOnly && os.Geteuid() != 0 {
+			return errors.New("must be run as root")
 		}
 		return cmd.run(ctx, e)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -121,12 +120,4 @@ func (c *Common) resolveSource() (source, error) {
 		return s, fmt.Errorf("--target-transport %s needs --target-imgref", c.TargetTransport)
 	}
 	return s, nil
-}
-
-// absPath makes a path flag absolute, so messages and records name it unambiguously.
-func absPath(p string) (string, error) {
-	if p == "" {
-		return "", nil
-	}
-	return filepath.Abs(p)
 }

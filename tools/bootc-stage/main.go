@@ -3,13 +3,13 @@ package main
 
 import (
 	"context"
-	"gobootc.dev/lib/record"
 	"io"
 	"os"
 
 	"github.com/alecthomas/kong"
 
 	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/record"
 )
 
 const (

@@ -53,11 +53,8 @@ type Result = record.StageResult
 // garbage (lib/cleanup), which also removes the deployment this one replaced, then the bound
 // images that only deployments no longer kept declared.
 func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
-	if d, err := digest.Parse(c.Image); err != nil || d.Algorithm() != digest.SHA256 {
-		return nil, fmt.Errorf("--image %q: want a manifest digest sha256:<64 hex digits>", c.Image)
-	}
-	if err := layout.CheckName("stateroot", c.Stateroot); err != nil {
-		return nil, fmt.Errorf("--stateroot: %w", err)
+	if err := c.checkFlags(); err != nil {
+		return nil, err
 	}
 	r := c.Layout()
 	if !r.IsDeployed() {
@@ -75,23 +72,15 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	}
 	defer l.Release()
 
-	fetched, err := record.ReadFetchedImage(r, c.Image)
-	if errors.Is(err, record.ErrNotFound) {
-		return nil, fmt.Errorf("image %s has not been fetched (no %s)", c.Image, r.ImageRecord(c.Image))
-	}
+	fetched, st, err := c.readState(r)
 	if err != nil {
 		return nil, err
-	}
-	st, err := status.Load(status.Options{Root: r, Cmdline: c.Cmdline})
-	if err != nil {
-		return nil, fmt.Errorf("reading the current state: %w", err)
 	}
 	prevRec, prev, err := stagedDeployment(r, st)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Stateroot: c.Stateroot, Image: c.Image, DownloadOnly: c.DownloadOnly, Version: fetched.Image.Version}
-
 	if prev != nil && prev.Stateroot == c.Stateroot && prev.Image.ManifestDigest == c.Image {
 		return c.alreadyStaged(ctx, r, res, prevRec, prev, out, errOut)
 	}
@@ -99,6 +88,56 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 		return c.alreadyBooted(ctx, r, l, res, prev, out, errOut)
 	}
 
+	d, err := c.build(ctx, r, st)
+	if err != nil {
+		return nil, err
+	}
+	if res.Armed, err = c.queue(ctx, r, l, d, prevRec, out, errOut); err != nil {
+		return nil, err
+	}
+	res.Staged, res.ID = true, d.ID
+	res.Kernel, res.BootDigest, res.Kargs = d.Kernel, d.BootDigest, d.Kargs
+	if prev != nil {
+		res.Replaced = prev.ID
+	}
+	if err := c.announce(r, d); err != nil {
+		return nil, err
+	}
+	c.printQueued(out, d)
+	c.collect(ctx, r, l, res, out, errOut)
+	return res, nil
+}
+
+// checkFlags refuses an --image that is not a sha256 manifest digest and a bad --stateroot.
+func (c *CLI) checkFlags() error {
+	if d, err := digest.Parse(c.Image); err != nil || d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("--image %q: want a manifest digest sha256:<64 hex digits>", c.Image)
+	}
+	if err := layout.CheckName("stateroot", c.Stateroot); err != nil {
+		return fmt.Errorf("--stateroot: %w", err)
+	}
+	return nil
+}
+
+// readState reads the record of the fetched image and the host's current state.
+func (c *CLI) readState(r layout.Root) (*record.FetchedImage, *status.State, error) {
+	fetched, err := record.ReadFetchedImage(r, c.Image)
+	if errors.Is(err, record.ErrNotFound) {
+		return nil, nil, fmt.Errorf("image %s has not been fetched (no %s)", c.Image, r.ImageRecord(c.Image))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := status.Load(status.Options{Root: r, Cmdline: c.Cmdline})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the current state: %w", err)
+	}
+	return fetched, st, nil
+}
+
+// build builds the deployment of the image; its /etc is merged from the booted deployment's
+// when that is of the same stateroot.
+func (c *CLI) build(ctx context.Context, r layout.Root, st *status.State) (*record.Deployment, error) {
 	if err := r.Init(c.Stateroot); err != nil {
 		return nil, err
 	}
@@ -110,35 +149,36 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if b := st.Booted; b != nil && b.Stateroot == c.Stateroot {
 		merge = b.Deployment
 	}
-	d, err := deploy.Build(ctx, deploy.Options{
+	return deploy.Build(ctx, deploy.Options{
 		Root: r, Store: s, Stateroot: c.Stateroot, Image: c.Image, Merge: merge, Kargs: c.Karg,
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// queue stores the bound images of the new deployment d, writes the staged record and starts
+// the finalize unit, reporting whether it did. On failure the previous staged record is put
+// back and d discarded.
+func (c *CLI) queue(ctx context.Context, r layout.Root, l *lock.Lock, d *record.Deployment, prevRec *record.Staged, out, errOut io.Writer) (bool, error) {
 	if err := c.boundImages(ctx, r, l, d, out, errOut); err != nil {
 		discard(r, d)
-		return nil, err
+		return false, err
 	}
 	staged := &record.Staged{Version: record.FormatVersion, Stateroot: d.Stateroot, ID: d.ID, DownloadOnly: c.DownloadOnly, Created: d.Created}
 	if err := record.Write(r.Staged(), staged); err != nil {
 		discard(r, d)
-		return nil, err
+		return false, err
 	}
 	// The unit's condition is the staged record, so it starts only after the record exists.
-	if res.Armed, err = c.arm(ctx, errOut); err != nil {
+	armed, err := c.arm(ctx, errOut)
+	if err != nil {
 		restoreStaged(r, prevRec)
 		discard(r, d)
-		return nil, err
+		return false, err
 	}
-	res.Staged, res.ID = true, d.ID
-	res.Kernel, res.BootDigest, res.Kargs = d.Kernel, d.BootDigest, d.Kargs
-	if prev != nil {
-		res.Replaced = prev.ID
-	}
-	if err := c.announce(r, d); err != nil {
-		return nil, err
-	}
+	return armed, nil
+}
+
+// printQueued tells the user what boots next.
+func (c *CLI) printQueued(out io.Writer, d *record.Deployment) {
 	fmt.Fprintf(out, "Queued for next boot: %s\n", imageName(d.Image))
 	if d.Image.Version != "" {
 		fmt.Fprintf(out, "  Version: %s\n", d.Image.Version)
@@ -147,8 +187,6 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if c.DownloadOnly {
 		fmt.Fprintln(out, "Downloaded only: it will not be applied on reboot until 'bootc upgrade --from-downloaded'.")
 	}
-	c.collect(ctx, r, l, res, out, errOut)
-	return res, nil
 }
 
 // BoundImagesTool pulls the bound images a deployment declares into bootc's storage (and
@@ -199,7 +237,7 @@ func stagedDeployment(r layout.Root, st *status.State) (*record.Staged, *record.
 }
 
 func (c *CLI) alreadyStaged(ctx context.Context, r layout.Root, res *Result, rec *record.Staged, d *record.Deployment, out, errOut io.Writer) (*Result, error) {
-	res.Reason, res.ID = "already-staged", d.ID
+	res.Reason, res.ID = record.AlreadyStaged, d.ID
 	fmt.Fprintf(out, "Image %s is already staged (deployment %s).\n", c.Image, d.ID)
 	if rec.DownloadOnly != c.DownloadOnly {
 		updated := *rec
@@ -226,7 +264,7 @@ func (c *CLI) alreadyStaged(ctx context.Context, r layout.Root, res *Result, rec
 // alreadyBooted: asking for the booted image means the next boot should run it, so a
 // deployment of another image staged meanwhile is discarded.
 func (c *CLI) alreadyBooted(ctx context.Context, r layout.Root, l *lock.Lock, res *Result, prev *record.Deployment, out, errOut io.Writer) (*Result, error) {
-	res.Reason = "already-booted"
+	res.Reason = record.AlreadyBooted
 	if prev == nil {
 		fmt.Fprintf(out, "Image %s is already booted; nothing to stage.\n", c.Image)
 		return res, nil

@@ -19,7 +19,7 @@ type CLI struct {
 	cli.Root
 	Cmdline       string `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
 	Format        string `help:"Output format: humanreadable, yaml or json (default: humanreadable on a terminal, yaml otherwise)." placeholder:"FORMAT"`
-	JSON          bool   `help:"Same as --format=json." hidden:""`
+	JSON          bool   `help:"Same as --format=json."`
 	FormatVersion int    `help:"Version of the output format (0 and 1 both mean v1)." default:"1"`
 	Booted        bool   `help:"Only show the booted deployment."`
 	Verbose       bool   `short:"v" help:"Show more detail in the human-readable output."`
@@ -35,12 +35,12 @@ func main() {
 // Run prints the status in the chosen format.
 func (c *CLI) Run(_ context.Context, out io.Writer) error {
 	if c.FormatVersion != 0 && c.FormatVersion != 1 {
-		return fmt.Errorf("--format-version %d is not supported (use 0 or 1)", c.FormatVersion)
+		return usage("--format-version %d is not supported (use 0 or 1)", c.FormatVersion)
 	}
 	format := c.Format
 	switch {
 	case c.JSON && format != "" && format != "json":
-		return fmt.Errorf("--json conflicts with --format=%s", format)
+		return usage("--json conflicts with --format=%s", format)
 	case c.JSON:
 		format = "json"
 	case format == "" && cli.IsTerminal(out):
@@ -51,7 +51,7 @@ func (c *CLI) Run(_ context.Context, out io.Writer) error {
 	switch format {
 	case "humanreadable", "yaml", "json":
 	default:
-		return fmt.Errorf("--format %q is not one of humanreadable, yaml, json", format)
+		return usage("--format %q is not one of humanreadable, yaml, json", format)
 	}
 	h, err := status.Build(status.Options{Root: c.Layout(), Cmdline: c.Cmdline, BootedOnly: c.Booted})
 	if err != nil {
@@ -75,4 +75,9 @@ func (c *CLI) Run(_ context.Context, out io.Writer) error {
 		_, err = out.Write(b)
 		return err
 	}
+}
+
+// usage is an error in the command line, which exits with the usage status as kong's own do.
+func usage(format string, args ...any) error {
+	return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf(format, args...)}
 }

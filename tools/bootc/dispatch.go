@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/cli"
-	"gobootc.dev/lib/deploy"
-	"gobootc.dev/lib/layout"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"syscall"
+
+	"gobootc.dev/lib/cli"
+	"gobootc.dev/lib/deploy"
+	"gobootc.dev/lib/layout"
 )
 
 // env is what verbs need from the outside world.
@@ -20,23 +21,17 @@ type env struct {
 }
 
 // exec replaces this process with the step tool, so its exit code, output and terminal handling
-// are the user's directly.
-func (e *env) exec(tool string, args []string) error {
+// are the user's directly; it shows display, the words the user typed, as its name.
+func (e *env) exec(tool, display string, args, environ []string) error {
 	path, err := cli.FindTool(tool)
 	if err != nil {
 		return err
 	}
 	argv := append([]string{tool}, args...)
-	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
+	if err := syscall.Exec(path, argv, cli.DisplayEnv(environ, display)); err != nil {
 		return fmt.Errorf("running %s: %w", path, err)
 	}
 	return nil // not reached
-}
-
-// notBuilt is the answer of a verb whose steps this build does not contain yet: never a silent
-// success.
-func notBuilt(verb string, steps ...string) error {
-	return fmt.Errorf("bootc %s is not available in this build (missing: %v)", verb, steps)
 }
 
 // inContainer tells whether we run inside a container rather than on a booted host: podman and
@@ -59,19 +54,20 @@ func inContainer() bool {
 }
 
 // requireRoot refuses to start a privileged verb as another user, before anything is touched.
-func requireRoot(verb string) error {
+// Errors are printed after the verb ("bootc upgrade: error: …"), so they need not name it.
+func requireRoot() error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("bootc %s must be run as root", verb)
+		return errors.New("must be run as root")
 	}
 	return nil
 }
 
 // requireHost refuses verbs that change a booted host when run in a container or unprivileged.
-func requireHost(verb string) error {
+func requireHost() error {
 	if inContainer() {
-		return fmt.Errorf("bootc %s: detected a container; this command requires a booted host system", verb)
+		return errors.New("detected a container; this command requires a booted host system")
 	}
-	return requireRoot(verb)
+	return requireRoot()
 }
 
 // writeRebootRequired tells reboot coordinators (kured and similar) a reboot is pending; it is
@@ -95,9 +91,9 @@ func reboot() error {
 
 // managedRoot is the root a verb that changes the host works on: refused in a container, as
 // another user than root, and on a system bootc does not manage.
-func (c *CLI) managedRoot(verb string) (layout.Root, error) {
+func (c *CLI) managedRoot() (layout.Root, error) {
 	r := c.Layout()
-	if err := requireHost(verb); err != nil {
+	if err := requireHost(); err != nil {
 		return r, err
 	}
 	if !r.IsDeployed() {

@@ -14,7 +14,7 @@ import (
 // Run is `bootc edit`: apply a Host document's spec. Only two transitions exist: a new image
 // (like switch) or a boot order flip (like rollback); both at once is refused.
 func (c *EditCmd) Run(top *CLI, e *env) error {
-	r, err := top.managedRoot("edit")
+	r, err := top.managedRoot()
 	if err != nil {
 		return err
 	}

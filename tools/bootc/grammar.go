@@ -1,13 +1,18 @@
 package main
 
 import (
+	"errors"
+	"os"
+
 	"github.com/alecthomas/kong"
 
 	"gobootc.dev/lib/cli"
 )
 
 // CLI lists the verbs. Verbs that one step tool owns entirely pass their arguments through, so
-// that tool's own --help and errors are what the user sees.
+// that tool's own --help and errors are what the user sees. A verb that does not use the root
+// flags lists them in unsupportedflags, and a flag kept only for compatibility says why it is
+// unsupported (lib/cli refuses both); flags_test.go holds what every flag changes.
 type CLI struct {
 	cli.Root
 	Cmdline string `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
@@ -17,8 +22,8 @@ type CLI struct {
 	Rollback   RollbackCmd   `cmd:"" help:"Make the rollback deployment the default for the next boot."`
 	Edit       EditCmd       `cmd:"" help:"Apply a Host document's spec (image, boot order)."`
 	Status     PassCmd       `cmd:"" passthrough:"" help:"Show the host's deployments (see bootc status --help)."`
-	UsrOverlay UsrOverlayCmd `cmd:"" name:"usr-overlay" aliases:"usroverlay" help:"Add a transient writable overlay on /usr."`
-	Install    PassCmd       `cmd:"" passthrough:"" help:"Install an image to a disk or filesystem (see bootc install --help)."`
+	UsrOverlay UsrOverlayCmd `cmd:"" name:"usr-overlay" aliases:"usroverlay" help:"Add a transient writable overlay on /usr." unsupportedflags:"sysroot,cmdline"`
+	Install    PassCmd       `cmd:"" passthrough:"" help:"Install an image to a disk or filesystem (see bootc install --help)." unsupportedflags:"sysroot,run-dir,cmdline"`
 	Container  ContainerCmd  `cmd:"" help:"Operations run while building a bootable container image."`
 	Image      ImageCmd      `cmd:"" help:"Operations on the images bootc stores."`
 
@@ -33,12 +38,12 @@ type PassCmd struct {
 // UpgradeCmd is `bootc upgrade`.
 type UpgradeCmd struct {
 	Quiet          bool   `help:"Do not show progress."`
-	Check          bool   `help:"Only check whether an update is available (fetches the manifest and config only)." xor:"check-apply"`
+	Check          bool   `help:"Only check whether an update is available (fetches the manifest and config only)." xor:"check-apply,downloaded"`
 	Apply          bool   `help:"Reboot into the update if one was staged." xor:"check-apply"`
-	DownloadOnly   bool   `help:"Stage the update but do not apply it at shutdown." xor:"check-apply"`
-	FromDownloaded bool   `help:"Apply a download-only staged deployment without fetching again."`
-	SoftReboot     string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
-	Tag            string `help:"Upgrade to this tag of the tracked image."`
+	DownloadOnly   bool   `help:"Stage the update but do not apply it at shutdown." xor:"check-apply,downloaded"`
+	FromDownloaded bool   `help:"Apply a download-only staged deployment without fetching again." xor:"downloaded,downloaded-tag"`
+	SoftReboot     string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
+	Tag            string `help:"Upgrade to this tag of the tracked image." xor:"downloaded-tag"`
 	ProgressFD     int    `help:"Write JSON Lines progress events to this file descriptor." name:"progress-fd" hidden:"" default:"-1"`
 }
 
@@ -47,19 +52,22 @@ type SwitchCmd struct {
 	Target                    string `arg:"" help:"Image to track from now on."`
 	Quiet                     bool   `help:"Do not show progress."`
 	Apply                     bool   `help:"Reboot into the new image once it is staged."`
-	SoftReboot                string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
+	SoftReboot                string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
-	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify."`
-	Retain                    bool   `help:"Keep the previously tracked image's data."`
-	NoSignatureVerification   bool   `hidden:""`
-	MutateInPlace             bool   `hidden:""`
-	ProgressFD                int    `name:"progress-fd" hidden:"" default:"-1"`
+	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify." xor:"signature"`
+	// Retain is accepted because management agents pass it on every switch; Run warns that it
+	// is not implemented yet.
+	Retain bool `help:"Keep the previously tracked image's data (not implemented yet: warns and continues)."`
+	// NoSignatureVerification is upstream's deprecated spelling of the default.
+	NoSignatureVerification bool `help:"Do not verify signatures (the default)." hidden:"" xor:"signature"`
+	MutateInPlace           bool `hidden:"" unsupported:"changing the booted deployment in place is not implemented"`
+	ProgressFD              int  `name:"progress-fd" hidden:"" default:"-1"`
 }
 
 // RollbackCmd is `bootc rollback`.
 type RollbackCmd struct {
 	Apply      bool   `help:"Reboot into the rollback deployment."`
-	SoftReboot string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:""`
+	SoftReboot string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 }
 
 // EditCmd is `bootc edit`.
@@ -76,7 +84,7 @@ type UsrOverlayCmd struct {
 
 // ContainerCmd groups build-time operations.
 type ContainerCmd struct {
-	Lint ContainerLintCmd `cmd:"" help:"Check a root filesystem for problems that would stop it from booting or updating."`
+	Lint ContainerLintCmd `cmd:"" help:"Check a root filesystem for problems that would stop it from booting or updating." unsupportedflags:"sysroot,run-dir,cmdline"`
 }
 
 // ContainerLintCmd is `bootc container lint`.
@@ -91,7 +99,7 @@ type ContainerLintCmd struct {
 // ImageCmd groups image operations.
 type ImageCmd struct {
 	List          ImageListCmd          `cmd:"" help:"List the host image and the logically bound images."`
-	CopyToStorage ImageCopyToStorageCmd `cmd:"" help:"Copy the booted image into container storage."`
+	CopyToStorage ImageCopyToStorageCmd `cmd:"" help:"Copy the booted image into container storage (not in this build)." unsupportedflags:"sysroot,run-dir,cmdline"`
 }
 
 // ImageListCmd is `bootc image list`.
@@ -100,33 +108,37 @@ type ImageListCmd struct {
 	Format string `help:"Output format: table or json." enum:"table,json" default:"table"`
 }
 
-// ImageCopyToStorageCmd is `bootc image copy-to-storage`.
+// ImageCopyToStorageCmd is `bootc image copy-to-storage`, which this build does not implement.
 type ImageCopyToStorageCmd struct {
-	Source string `help:"Image to copy (default: the booted image)."`
-	Target string `help:"Destination in container storage." default:"containers-storage:localhost/bootc"`
+	Source string `help:"Image to copy (default: the booted image)." unsupported:"bootc image copy-to-storage is not in this build"`
+	Target string `help:"Destination in container storage." default:"containers-storage:localhost/bootc" unsupported:"bootc image copy-to-storage is not in this build"`
 }
 
 // Run implementations. Verbs whose steps are not part of this build say so and fail.
 
-func (c *PassCmd) Run(k *kong.Context, e *env) error {
+// Run hands the verb to its step tool, which shows the user's words ("bootc status") in its
+// help and errors. The root flags reach bootc-status through its environment, which its own
+// flags override.
+func (c *PassCmd) Run(k *kong.Context, top *CLI, e *env) error {
 	verb := k.Selected().Name
 	tool := map[string]string{"status": "bootc-status", "install": "bootc-install"}[verb]
-	if verb == "install" {
-		if err := requireRoot("install"); err != nil {
-			return err
-		}
+	env := os.Environ()
+	if verb == "status" {
+		env = append(env, "BOOTC_SYSROOT="+top.Sysroot, "BOOTC_RUN_DIR="+top.RunDir, "BOOTC_CMDLINE="+top.Cmdline)
 	}
-	return e.exec(tool, c.Args)
+	// bootc-install checks for root itself, once it has read its command line.
+	return e.exec(tool, "bootc "+verb, c.Args, env)
 }
 
 // Run hands the listing to bootc-bound-images, which owns both kinds of image it shows.
 func (c *ImageListCmd) Run(top *CLI, e *env) error {
-	return e.exec("bootc-bound-images", []string{
+	return e.exec("bootc-bound-images", "bootc image", []string{
 		"--sysroot", top.Sysroot, "--run-dir", top.RunDir, "--cmdline", top.Cmdline,
 		"list", "--type", c.Type, "--format", c.Format,
-	})
+	}, os.Environ())
 }
 
-func (c *ImageCopyToStorageCmd) Run(e *env) error {
-	return notBuilt("image copy-to-storage", "bootc-fetch")
+// Run refuses: copying the booted image out of the store is not implemented yet.
+func (c *ImageCopyToStorageCmd) Run() error {
+	return &cli.ExitError{Code: cli.ExitUsage, Err: errors.New("not supported in this build")}
 }

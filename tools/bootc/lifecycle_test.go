@@ -137,7 +137,7 @@ func TestLifecycle(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", filepath.Join(r.Deployment(v1.Stateroot, v1.ID), "usr/etc"), r.Etc(v1.Stateroot, v1.ID)).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if err := bootloader.WriteSet(r.Boot, []bootloader.Deployment{bootloader.FromRecord(r, v1)}, bootloader.Options{NoFreeze: true}); err != nil {
+	if err := bootloader.WriteSet(r.Boot, []bootloader.Deployment{bootloader.FromRecord(v1)}, bootloader.Options{NoFreeze: true}); err != nil {
 		t.Fatal(err)
 	}
 	record.Remove(r.Staged())

@@ -12,6 +12,7 @@ import (
 
 	"gobootc.dev/lib/deploy"
 	"gobootc.dev/lib/kargs"
+	"gobootc.dev/lib/layout"
 )
 
 // lint is one check of a root filesystem that is meant to become a bootable image.
@@ -93,7 +94,7 @@ func lintVarRun(root string) ([]string, error) {
 
 func lintEtcUsrEtc(root string) ([]string, error) {
 	_, e1 := os.Lstat(filepath.Join(root, "etc"))
-	_, e2 := os.Lstat(filepath.Join(root, "usr/etc"))
+	_, e2 := os.Lstat(layout.ImageEtc(root))
 	if e1 == nil && e2 == nil {
 		return []string{"both /etc and /usr/etc exist"}, nil
 	}

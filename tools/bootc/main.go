@@ -11,10 +11,16 @@ import (
 	"gobootc.dev/lib/cli"
 )
 
+const (
+	name        = "bootc"
+	description = "Deploy and update a host system from bootable container images."
+)
+
 func main() {
-	c := &CLI{}
-	cli.Main("bootc", "Deploy and update a host system from bootable container images.", c,
-		func(ctx context.Context, k *kong.Context) error {
-			return k.Run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr})
-		})
+	cli.Main(name, description, &CLI{}, run)
+}
+
+// run runs the selected verb.
+func run(ctx context.Context, k *kong.Context) error {
+	return k.Run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr})
 }

@@ -28,7 +28,7 @@ type OfflineUpdateCmd struct {
 // upgrades from it when it is already the tracked source. The mount point is fixed, so the
 // reference the host tracks stays the same from one stick to the next.
 func (c *OfflineUpdateCmd) Run(top *CLI, e *env) error {
-	r, err := top.managedRoot("offline-update")
+	r, err := top.managedRoot()
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (c *OfflineUpdateCmd) Run(top *CLI, e *env) error {
 	if err := mountns.Private(); err != nil {
 		return err
 	}
-	mnt := filepath.Join(r.Run, "offline-update")
+	mnt := r.OfflineUpdateMount()
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/status"
@@ -27,7 +28,7 @@ func stick(t *testing.T, label string, fill func(dir string)) string {
 	}
 	out, err := exec.Command("losetup", "-f", "--show", img).Output()
 	if err != nil {
-		t.Skipf("no loop device: %v", err)
+		envtest.Missing(t, "a loop device: losetup: %v", err)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })

@@ -21,7 +21,7 @@ var ErrNoRollback = errors.New("No rollback available")
 // Run makes the rollback deployment the default at once (or, when it already is, the booted one
 // again), discarding a staged deployment. /etc is not merged: each deployment keeps its own.
 func (c *RollbackCmd) Run(top *CLI, e *env) error {
-	r, err := top.managedRoot("rollback")
+	r, err := top.managedRoot()
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (c *RollbackCmd) Run(top *CLI, e *env) error {
 		fmt.Fprintln(e.stdout, "notice: Reverting queued rollback state")
 		first, second, next = st.Booted, st.Rollback, "Next boot: current deployment"
 	}
-	set := bootloader.FromRecords(r, st.EntryOrder(first, second))
+	set := bootloader.FromRecords(st.EntryOrder(first, second))
 	cfg, err := record.ReadBootConfig(r)
 	if err != nil {
 		return err

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gobootc.dev/lib/cli"
 	"os"
 	"path/filepath"
 	"time"
 
+	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/imgref"
 	"gobootc.dev/lib/journal"
 	"gobootc.dev/lib/layout"
@@ -28,10 +28,12 @@ type update struct {
 	quiet bool
 	// progressFD is the caller's --progress-fd, passed on to the step tools.
 	progressFD int
+	// verb is what the user typed ("upgrade"); the step tools report under it.
+	verb string
 }
 
 func beginUpdate(top *CLI, e *env, verb string, quiet bool, progressFD int) (*update, error) {
-	r, err := top.managedRoot(verb)
+	r, err := top.managedRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +50,7 @@ func beginUpdate(top *CLI, e *env, verb string, quiet bool, progressFD int) (*up
 		l.Release()
 		return nil, err
 	}
-	return &update{top: top, e: e, r: r, lock: l, tmp: tmp, quiet: quiet, progressFD: progressFD}, nil
+	return &update{top: top, e: e, r: r, lock: l, tmp: tmp, quiet: quiet, progressFD: progressFD, verb: verb}, nil
 }
 
 func (u *update) end() {
@@ -56,9 +58,11 @@ func (u *update) end() {
 	u.lock.Release()
 }
 
-// step runs a step tool with the lock handed down and decodes its --result into res.
+// step runs a step tool on the front's root with the lock handed down and decodes its --result
+// into res.
 func (u *update) step(tool string, res any, args ...string) error {
 	resultFile := filepath.Join(u.tmp, tool+".json")
+	args = append([]string{"--sysroot", u.r.Phys, "--run-dir", u.r.Run, "--cmdline", u.top.Cmdline}, args...)
 	args = append(args, "--result", resultFile)
 	if u.progressFD > 0 && tool == "bootc-fetch" {
 		args = append(args, "--progress-fd", "3") // the first extra descriptor
@@ -67,6 +71,7 @@ func (u *update) step(tool string, res any, args ...string) error {
 	if err != nil {
 		return err
 	}
+	cmd.Env = cli.DisplayEnv(cmd.Env, "bootc "+u.verb)
 	cmd.Stdout, cmd.Stderr = u.e.stdout, u.e.stderr
 	if u.progressFD > 0 && tool == "bootc-fetch" {
 		cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(u.progressFD), "progress")}
@@ -102,9 +107,6 @@ func (u *update) stage(digest string, downloadOnly bool) (*record.StageResult, e
 // Run is `bootc upgrade`: fetch the tracked image (or just check it), stage it, and with --apply
 // reboot into it.
 func (c *UpgradeCmd) Run(top *CLI, e *env) error {
-	if c.SoftReboot != "" {
-		return fmt.Errorf("--soft-reboot is not supported by this build")
-	}
 	u, err := beginUpdate(top, e, "upgrade", c.Quiet, c.ProgressFD)
 	if err != nil {
 		return err
@@ -151,7 +153,7 @@ func (c *UpgradeCmd) Run(top *CLI, e *env) error {
 	if err != nil {
 		return err
 	}
-	return c.applyIfAsked(s.Staged || s.Reason == "already-staged")
+	return c.applyIfAsked(s.Staged || s.Reason == record.AlreadyStaged)
 }
 
 func (c *UpgradeCmd) applyIfAsked(staged bool) error {
@@ -163,16 +165,13 @@ func (c *UpgradeCmd) applyIfAsked(staged bool) error {
 
 // Run is `bootc switch`: track another image from now on, fetching and staging it.
 func (c *SwitchCmd) Run(top *CLI, e *env) error {
-	if c.SoftReboot != "" {
-		return fmt.Errorf("--soft-reboot is not supported by this build")
+	if c.Retain {
+		fmt.Fprintln(e.stderr, "bootc switch: warning: --retain is not implemented yet: the previous image is not retained")
 	}
-	if c.MutateInPlace {
-		return fmt.Errorf("--mutate-in-place is not supported by this build")
-	}
-	// A malformed target is reported before anything else happens.
+	// A malformed target is reported before anything else happens, as a bad command line.
 	ref, err := imgref.Parse(c.Transport, c.Target)
 	if err != nil {
-		return err
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	u, err := beginUpdate(top, e, "switch", c.Quiet, c.ProgressFD)
 	if err != nil {
@@ -193,7 +192,7 @@ func (c *SwitchCmd) Run(top *CLI, e *env) error {
 	}
 	journal.Send(journal.Switch, journal.Info, fmt.Sprintf("Switching to %s (%s)", ref.Display(), f.ManifestDigest),
 		map[string]string{"IMAGE": ref.Display(), "DEPLOYMENT": s.ID})
-	if c.Apply && (s.Staged || s.Reason == "already-staged") {
+	if c.Apply && (s.Staged || s.Reason == record.AlreadyStaged) {
 		return reboot()
 	}
 	return nil

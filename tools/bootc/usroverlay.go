@@ -15,19 +15,19 @@ import (
 // Run mounts a transient overlay on /usr whose changes live in /run and vanish at reboot. It
 // mounts in the host's own mount namespace: the point is for every process to see it.
 func (c *UsrOverlayCmd) Run(top *CLI, e *env) error {
-	if err := requireHost("usr-overlay"); err != nil {
+	if err := requireHost(); err != nil {
 		return err
 	}
 	r := top.Layout()
 	if _, err := os.Stat(r.Booted()); err != nil {
-		return fmt.Errorf("bootc usr-overlay needs a host booted through bootc (%s: %w)", r.Booted(), errors.Unwrap(err))
+		return fmt.Errorf("needs a host booted through bootc (%s: %w)", r.Booted(), errors.Unwrap(err))
 	}
 	if err := record.ReadJSON(r.UsrOverlay(), &host.FilesystemOverlay{}); err == nil {
 		return fmt.Errorf("%s already has an overlay (see bootc status)", c.Usr)
 	} else if !errors.Is(err, record.ErrNotFound) {
 		return err
 	}
-	dir := filepath.Join(r.Run, "usr-overlay")
+	dir := r.UsrOverlayDir()
 	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 	// Left over from an attempt that failed before mounting: start clean.
 	if err := os.RemoveAll(dir); err != nil {

@@ -52,7 +52,7 @@ func TestUsrOverlay(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[bool]string{false: "readWrite", true: "readOnly"}[readOnly]
-			if o := hs.Status.UsrOverlay; o == nil || o.AccessMode != want || o.Persistence != "transient" {
+			if o := hs.Status.UsrOverlay; o == nil || string(o.AccessMode) != want || o.Persistence != "transient" {
 				t.Errorf("status usrOverlay = %+v", o)
 			}
 			oneLineError(t, bootc(t, 0, env, "usr-overlay"), "already has an overlay")

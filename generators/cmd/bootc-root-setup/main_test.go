@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gobootc.dev/lib/envtest"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -67,14 +69,8 @@ touch $T/sysroot/etc/probe2 && echo "after remount: /etc writable"
 `
 
 func TestRealMounts(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root")
-	}
-	for _, tool := range []string{"unshare", "losetup", "mkfs.ext4"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	envtest.NeedRoot(t)
+	envtest.NeedTool(t, "unshare", "losetup", "mkfs.ext4")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bootc-root-setup")
 	build := exec.Command("go", "build", "-o", bin, ".")

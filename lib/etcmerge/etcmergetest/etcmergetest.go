@@ -29,13 +29,33 @@ func Make(src, dir string) (*Trees, error) {
 			return nil, fmt.Errorf("copying %s: %v: %s", src, err, out)
 		}
 	}
-	var files, links []string
-	err := filepath.WalkDir(tr.Pristine, func(p string, d fs.DirEntry, err error) error {
+	entries, files, links, err := listTree(tr.Pristine)
+	if err != nil {
+		return nil, err
+	}
+	tr.Entries, tr.Files, tr.Links = entries, len(files), len(links)
+	// The pattern below reaches files[7*19+5] and files[len-1-9*3], and links[4].
+	if len(files) < 200 || len(links) < 5 {
+		return nil, fmt.Errorf("%s is too small for a realistic merge: %d files, %d symlinks", src, len(files), len(links))
+	}
+	var e edits
+	tr.Local = e.local(tr.Current, files, links)
+	tr.Image = e.image(tr.New, files)
+	if e.first != nil {
+		return nil, fmt.Errorf("changing the /etc copies: %w", e.first)
+	}
+	return tr, nil
+}
+
+// listTree counts the entries under root and lists its regular files and symlinks, sorted,
+// relative to it.
+func listTree(root string) (entries int, files, links []string, err error) {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		tr.Entries++
-		rel, _ := filepath.Rel(tr.Pristine, p)
+		entries++
+		rel, _ := filepath.Rel(root, p)
 		switch {
 		case d.Type().IsRegular():
 			files = append(files, rel)
@@ -45,63 +65,67 @@ func Make(src, dir string) (*Trees, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return 0, nil, nil, err
 	}
 	sort.Strings(files)
 	sort.Strings(links)
-	tr.Files, tr.Links = len(files), len(links)
-	// The pattern below reaches files[7*19+5] and files[len-1-9*3], and links[4].
-	if len(files) < 200 || len(links) < 5 {
-		return nil, fmt.Errorf("%s is too small for a realistic merge: %d files, %d symlinks", src, len(files), len(links))
+	return entries, files, links, nil
+}
+
+// edits changes a copy of /etc, remembering the first error.
+type edits struct{ first error }
+
+func (e *edits) check(err error) {
+	if err != nil && e.first == nil {
+		e.first = err
 	}
-	var first error
-	check := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
+}
+
+func (e *edits) appendTo(root, rel, text string) {
+	f, err := os.OpenFile(filepath.Join(root, rel), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		e.check(err)
+		return
 	}
-	appendTo := func(root, rel, text string) {
-		f, err := os.OpenFile(filepath.Join(root, rel), os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			check(err)
-			return
-		}
-		_, err = f.WriteString(text)
-		check(err)
-		check(f.Close())
-	}
+	_, err = f.WriteString(text)
+	e.check(err)
+	e.check(f.Close())
+}
+
+// local makes Make's local changes in root and returns their number.
+func (e *edits) local(root string, files, links []string) int {
 	for i := 0; i < 20; i++ {
-		appendTo(tr.Current, files[i*7], "\n# local edit\n")
+		e.appendTo(root, files[i*7], "\n# local edit\n")
 	}
 	for i := 0; i < 10; i++ {
-		check(os.Chmod(filepath.Join(tr.Current, files[i*7+3]), 0o600))
+		e.check(os.Chmod(filepath.Join(root, files[i*7+3]), 0o600))
 	}
 	for i := 0; i < 5; i++ {
-		check(os.Remove(filepath.Join(tr.Current, files[i*7+5])))
+		e.check(os.Remove(filepath.Join(root, files[i*7+5])))
 	}
 	for i := 0; i < 5; i++ {
-		p := filepath.Join(tr.Current, links[i])
-		check(os.Remove(p))
-		check(os.Symlink("/run/local-target", p))
+		p := filepath.Join(root, links[i])
+		e.check(os.Remove(p))
+		e.check(os.Symlink("/run/local-target", p))
 	}
-	check(os.MkdirAll(filepath.Join(tr.Current, "local.d"), 0o755))
+	e.check(os.MkdirAll(filepath.Join(root, "local.d"), 0o755))
 	for i := 0; i < 10; i++ {
-		check(os.WriteFile(filepath.Join(tr.Current, "local.d", fmt.Sprintf("%02d.conf", i)), []byte("local\n"), 0o644))
+		e.check(os.WriteFile(filepath.Join(root, "local.d", fmt.Sprintf("%02d.conf", i)), []byte("local\n"), 0o644))
 	}
-	tr.Local = 20 + 10 + 5 + 5 + 10
+	return 20 + 10 + 5 + 5 + 10
+}
+
+// image makes Make's image changes in root and returns their number.
+func (e *edits) image(root string, files []string) int {
 	for i := 0; i < 40; i++ {
-		appendTo(tr.New, files[i*5], "\n# new default\n")
+		e.appendTo(root, files[i*5], "\n# new default\n")
 	}
 	for i := 0; i < 10; i++ {
-		check(os.Remove(filepath.Join(tr.New, files[len(files)-1-i*3])))
+		e.check(os.Remove(filepath.Join(root, files[len(files)-1-i*3])))
 	}
-	check(os.MkdirAll(filepath.Join(tr.New, "vendor.d"), 0o755))
+	e.check(os.MkdirAll(filepath.Join(root, "vendor.d"), 0o755))
 	for i := 0; i < 10; i++ {
-		check(os.WriteFile(filepath.Join(tr.New, "vendor.d", fmt.Sprintf("%02d.conf", i)), []byte("vendor\n"), 0o644))
+		e.check(os.WriteFile(filepath.Join(root, "vendor.d", fmt.Sprintf("%02d.conf", i)), []byte("vendor\n"), 0o644))
 	}
-	tr.Image = 40 + 10 + 10
-	if first != nil {
-		return nil, fmt.Errorf("changing the /etc copies: %w", first)
-	}
-	return tr, nil
+	return 40 + 10 + 10
 }

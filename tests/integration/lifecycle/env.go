@@ -67,6 +67,13 @@ type Narrator interface {
 	Errorf(format string, args ...any)
 }
 
+// ConsoleWatcher is a Narrator that follows the machine's console between the steps' output
+// (the demo shows its last line while a boot is awaited); each boot's console log is named to
+// it as the boot starts.
+type ConsoleWatcher interface {
+	Console(path string)
+}
+
 // Env is what every run shares: the images and the registry they are published on.
 type Env struct {
 	repo        string
@@ -76,18 +83,43 @@ type Env struct {
 	Build time.Duration
 }
 
-// Prepare builds the sample images (images/build.sh all, cached), starts a registry on
+// Images says which sample images Prepare builds and publishes: an images/build.sh target.
+type Images string
+
+const (
+	// LifecycleImages are v1 and v2, all that Run needs.
+	LifecycleImages Images = "v2"
+	// AllImages add v3 to v5 and the application images they bind, which RunUpdates needs.
+	AllImages Images = "all"
+)
+
+// Prepare builds every sample image (images/build.sh all, cached), starts a registry on
 // 127.0.0.1:5000 with its storage under work, and publishes them there, v1 as :latest, with the
 // application images v3 and v4 bind.
 func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
+	return PrepareImages(ctx, repo, work, AllImages, n)
+}
+
+// PrepareImages is Prepare for the chosen images only.
+func PrepareImages(ctx context.Context, repo, work string, images Images, n Narrator) (*Env, error) {
 	e := &Env{repo: repo, registryDir: filepath.Join(work, "registry"), n: n}
-	n.Step("Build the sample images",
-		"images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, podman, the bootc tools and "+
-			"what install needs), v2 (v1 with a changed /etc default, a new file in /usr and one more "+
-			"kernel argument in kargs.d), v3 to v5 (v2 binding application images) and those application "+
-			"images. Unchanged inputs are not rebuilt.")
+	tags, apps := SampleTags, BoundApps
+	about := "images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, podman, the bootc tools and " +
+		"what install needs) and v2 (v1 with a changed /etc default, a new file in /usr and one more " +
+		"kernel argument in kargs.d)"
+	switch images {
+	case LifecycleImages:
+		tags, apps = SampleTags[:2], nil
+		about += "."
+	case AllImages:
+		about += ", v3 to v5 (v2 binding application images) and those application images."
+	default:
+		return nil, fmt.Errorf("lifecycle: images %q: want %q or %q", images, LifecycleImages, AllImages)
+	}
+	n.Step("Build the sample images", about+" Unchanged inputs are not rebuilt; the first run "+
+		"builds the Debian base with mmdebstrap, which takes a few minutes.")
 	start := time.Now()
-	out, err := command(ctx, filepath.Join(repo, "images/build.sh"), "all")
+	out, err := command(ctx, filepath.Join(repo, "images/build.sh"), string(images))
 	e.Build = time.Since(start)
 	if err != nil {
 		return nil, err
@@ -112,10 +144,10 @@ func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
 		return nil, err
 	}
 	pushes := map[string]string{}
-	for _, tag := range SampleTags {
+	for _, tag := range tags {
 		pushes[SampleImage+":"+tag] = Repository + ":" + tag
 	}
-	for _, app := range BoundApps {
+	for _, app := range apps {
 		pushes[boundAppImage+":"+strings.TrimPrefix(app, "app-")] = boundRepository + "/" + app + ":1"
 	}
 	for src, dst := range pushes {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,21 +21,17 @@ var Bootloaders = map[string]vm.Boot{"grub": vm.BootBIOS, "systemd": vm.BootUEFI
 // tens of MiB takes about half a minute, on a busy host several times that.
 const upgradeTimeout = 10 * time.Minute
 
-// DefaultKillStep is the finalize step at whose start the power is cut: /etc is merged and the
-// boot entries are about to switch, so the cut lands while finalize writes to /boot.
-const DefaultKillStep = "finalize:entries"
-
 // Options choose one run.
 type Options struct {
 	Bootloader string // grub (BIOS) or systemd (UEFI)
 	Artifacts  string // serial logs, QEMU command lines, the install log; must exist
 	Work       string // scratch: the disk image
 	DiskSize   int64  // bytes; default 6 GiB (sparse)
-	// PowerCut adds the power cut during finalize and the update after it.
+	// PowerCut adds the power cuts during finalize and the update after them.
 	PowerCut bool
-	// KillStep is the finalize step (as lib/failpoint names it) whose start on the console
-	// triggers the power cut; default DefaultKillStep.
-	KillStep string
+	// Cuts are where the power is cut, in the order finalize reaches them; default
+	// DefaultCuts[Bootloader].
+	Cuts []Cut
 	// Narrator is told about this run; nil means the one given to Prepare.
 	Narrator Narrator
 	// ValidateStatus checks a `bootc status --json` document against the published schema; nil
@@ -61,7 +56,7 @@ type Timing struct {
 type Report struct {
 	Boots   []Boot
 	Timings []Timing
-	// PowerCut says where the cut landed and what booted after it.
+	// PowerCut says where each cut landed and what booted after it.
 	PowerCut string
 }
 
@@ -113,7 +108,8 @@ func (r *run) timed(name string, f func()) {
 }
 
 // Run installs v1 from inside its container to a disk image, boots it, upgrades to v2,
-// reboots, rolls back, and (with PowerCut) cuts the power during finalize and updates again.
+// reboots, rolls back, and (with PowerCut) cuts the power during finalize at each of
+// Options.Cuts and updates again.
 // Checks that fail are reported to the narrator as they happen; the returned error is the
 // first one that stopped the run, or ErrChecksFailed.
 func (e *Env) Run(ctx context.Context, o Options) (rep *Report, err error) {
@@ -123,7 +119,7 @@ func (e *Env) Run(ctx context.Context, o Options) (rep *Report, err error) {
 		r.upgrade()
 		r.rollback()
 		if r.o.PowerCut {
-			r.powerCut()
+			r.powerCuts()
 		}
 	})
 }
@@ -139,8 +135,8 @@ func (e *Env) drive(ctx context.Context, o Options, steps func(*run)) (rep *Repo
 	if o.DiskSize == 0 {
 		o.DiskSize = 6 << 30
 	}
-	if o.KillStep == "" {
-		o.KillStep = DefaultKillStep
+	if o.Cuts == nil {
+		o.Cuts = DefaultCuts[o.Bootloader]
 	}
 	r := &run{ctx: ctx, env: e, o: o, n: o.Narrator, rep: &Report{}, tracked: TargetImage}
 	if r.n == nil {
@@ -211,6 +207,7 @@ func (r *run) boot(what string) *guest {
 			Disks:    []vm.Disk{{Path: r.disk}},
 			GuestFwd: fwd,
 			USB:      r.usb,
+			Ports:    []string{FailpointPort},
 			Log:      r.n.Logf,
 		})
 		r.check(err)
@@ -219,11 +216,17 @@ func (r *run) boot(what string) *guest {
 	if !r.m.Running() {
 		r.check(r.m.Start())
 	}
+	if w, ok := r.n.(ConsoleWatcher); ok {
+		w.Console(r.m.SerialLog())
+	}
 	start := time.Now()
 	r.check(r.m.WaitBoot(r.ctx, 0))
 	took := time.Since(start)
 	r.rep.Boots = append(r.rep.Boots, Boot{What: what, Took: took, SerialLog: r.m.SerialLog()})
 	r.n.Logf("boot %d (%s): the guest agent answered after %s; console log %s", r.m.Boots(), what, took.Round(time.Second), r.m.SerialLog())
+	if err := CheckUnits(r.ctx, r.m); err != nil {
+		r.errorf("boot %d (%s): %v", r.m.Boots(), what, err)
+	}
 	return &guest{r: r}
 }
 
@@ -238,7 +241,10 @@ func (r *run) reboot(what string) *guest {
 
 func (r *run) firstBoot() {
 	r.n.Step("Boot the installed disk", r.firmware()+" The initramfs sets up the deployment as / (read-only), "+
-		"its own writable /etc and the shared /var.")
+		"its own writable /etc and the shared /var. The rw on the kernel command line is for the physical "+
+		"root's file system, which holds /etc and /var and must stay writable; / is a read-only bind mount "+
+		"of the deployment on it (a flag of that mount only), which bootc-remount.service sets again after "+
+		"systemd-remount-fs.")
 	g := r.boot("v1, first boot")
 	h := g.status("after the first boot")
 	r.expectBooted(g, h, "1")
@@ -252,6 +258,8 @@ func (r *run) firstBoot() {
 	c := g.cmdline()
 	r.n.Show("cat /proc/cmdline", c.String())
 	r.wantArgs(c, "first boot", []string{"install.karg=1", "console=ttyS0,115200n8"}, []string{"bootc.sample=v2"})
+	mounts := "for m in / /usr /etc /var /sysroot; do findmnt -n -o TARGET,OPTIONS -M $m; done"
+	r.n.Show(mounts, g.shOut(mounts))
 
 	for _, p := range []string{"/usr", "/usr/bin"} {
 		if _, errOut, code := g.sh("touch " + p + "/.bootc-probe"); code == 0 || !strings.Contains(errOut, "Read-only file system") {
@@ -262,11 +270,13 @@ func (r *run) firstBoot() {
 
 	r.n.Step("Change /etc locally and leave a mark in /var",
 		"A new file /etc/bootc-sample/local.conf and an edited /etc/hostname are local changes that "+
-			"updates must keep. /var is shared by all deployments and kept as it is.")
+			"updates must keep. The mark, a random token in /var/lib/bootc-lifecycle/token, must read the "+
+			"same after every boot: /var is shared by all deployments and kept as it is.")
 	r.token = fmt.Sprintf("%x", time.Now().UnixNano())
 	g.mustSh("echo 'colour=blue' >/etc/bootc-sample/local.conf && echo bootc-lifecycle >/etc/hostname && " +
 		"mkdir -p /var/lib/bootc-lifecycle && echo " + r.token + " >/var/lib/bootc-lifecycle/token && sync")
-	r.n.Show("head /etc/bootc-sample/*.conf /etc/hostname", g.mustSh("head /etc/bootc-sample/*.conf /etc/hostname"))
+	shown := "head /etc/bootc-sample/*.conf /etc/hostname /var/lib/bootc-lifecycle/token"
+	r.n.Show(shown, g.mustSh(shown))
 }
 
 func (r *run) upgrade() {
@@ -275,6 +285,7 @@ func (r *run) upgrade() {
 		"bootc-finalize merges /etc and writes the boot entries.")
 	r.check(r.env.Publish(r.ctx, "v2"))
 	g := &guest{r: r}
+	g.armFinalize(failpointEnv(nil))
 	g.waitNetwork()
 	var out string
 	r.timed("bootc upgrade (in the guest)", func() { out = g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1") })
@@ -286,8 +297,11 @@ func (r *run) upgrade() {
 	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
 
 	r.n.Step("Reboot into v2", "The clean reboot runs bootc-finalize: /etc is merged three ways (the "+
-		"local changes stay, v2's new defaults arrive) and v2 becomes the first boot entry.")
+		"local changes stay, v2's new defaults arrive) and v2 becomes the first boot entry. A drop-in "+
+		"makes finalize trace its steps on the console.")
+	shutdownLog := r.m.SerialLog()
 	g = r.reboot("v2 after the upgrade")
+	r.checkCleanTrace(shutdownLog)
 	h = g.status("after the reboot into v2")
 	r.expectBooted(g, h, "2")
 	if version(h.Status.Rollback) != "1" || h.Status.Staged != nil {
@@ -322,104 +336,6 @@ func (r *run) rollback() {
 	c := g.cmdline()
 	r.n.Show("cat /proc/cmdline", c.String())
 	r.wantArgs(c, "v1 after the rollback", []string{"install.karg=1"}, []string{"bootc.sample=v2"})
-}
-
-// powerCut stages v2 again, cuts the power while bootc-finalize runs at shutdown, boots what
-// is left, and updates once more.
-func (r *run) powerCut() {
-	r.n.Step("Cut the power during finalize",
-		"Stage v2 again, reboot, and kill QEMU when bootc-finalize reaches "+r.o.KillStep+" (a drop-in makes "+
-			"finalize trace its steps on the console). The next boot must run one complete deployment.")
-	g := &guest{r: r}
-	// The trace goes straight to the serial port: no journal or console buffering in between.
-	g.mustSh("mkdir -p /run/systemd/system/bootc-finalize.service.d && " +
-		"printf '[Service]\\nEnvironment=BOOTC_FAILPOINT_TRACE=/dev/ttyS0\\n' >/run/systemd/system/bootc-finalize.service.d/50-trace.conf && " +
-		"systemctl daemon-reload")
-	g.waitNetwork()
-	r.n.Show("bootc upgrade", g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1"))
-	h := g.status("after staging for the power cut")
-	if version(h.Status.Staged) != "2" {
-		r.fatalf("staging for the power cut: staged is %q, want 2", version(h.Status.Staged))
-	}
-	r.check(r.m.RequestShutdown(r.ctx, "reboot"))
-	r.waitConsole(r.o.KillStep, 5*time.Minute)
-	r.check(r.m.PowerCut())
-	// What finalize reached before the power went: every step it traced on the console.
-	steps := r.traced()
-	r.n.Logf("power cut at finalize step %s; steps traced on the console: %s", r.o.KillStep, strings.Join(steps, ", "))
-	if slices.Contains(steps, "finalize:done") {
-		r.errorf("the power cut came after finalize had finished (traced: %s)", strings.Join(steps, ", "))
-	}
-
-	r.check(r.m.Start())
-	g = r.boot("after the power cut")
-	h = g.status("after the power cut")
-	booted := version(h.Status.Booted)
-	if booted != "1" && booted != "2" {
-		r.fatalf("after the power cut: booted version %q, want 1 or 2", booted)
-	}
-	r.expectBooted(g, h, booted)
-	if h.Status.Staged != nil {
-		r.errorf("after the power cut: a staged deployment survived the reboot: %q", version(h.Status.Staged))
-	}
-	r.expectEtc(g, "v"+booted, "hello from v"+booted)
-	r.expectVar(g)
-	r.rep.PowerCut = fmt.Sprintf("cut at %s (traced: %s); v%s booted", r.o.KillStep, strings.Join(steps, " "), booted)
-	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
-
-	other := map[string]string{"1": "2", "2": "1"}[booted]
-	r.n.Step("Update after the power cut", "Publish v"+other+" as "+TargetImage+", upgrade and reboot: the "+
-		"host left by the cut updates normally.")
-	r.check(r.env.Publish(r.ctx, "v"+other))
-	g.waitNetwork()
-	r.n.Show("bootc upgrade", g.mustShWithin(upgradeTimeout, "bootc upgrade 2>&1"))
-	h = g.status("after the upgrade following the power cut")
-	if version(h.Status.Staged) != other {
-		r.errorf("after the power cut: bootc upgrade staged %q, want %s", version(h.Status.Staged), other)
-	}
-	g = r.reboot("v" + other + " after the power cut and an upgrade")
-	h = g.status("after the update following the power cut")
-	r.expectBooted(g, h, other)
-	r.expectEtc(g, "v"+other, "hello from v"+other)
-	r.expectVar(g)
-	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
-}
-
-// traced lists the finalize steps the current boot's console shows.
-func (r *run) traced() []string {
-	data, _ := os.ReadFile(r.m.SerialLog())
-	return tracedSteps(data)
-}
-
-// tracedSteps picks the steps finalize traced (lib/failpoint names) out of a console log, in
-// order. Kernel and systemd messages share the console, but each trace is a line of its own.
-func tracedSteps(console []byte) []string {
-	var steps []string
-	for _, line := range strings.Split(string(console), "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "finalize:") || strings.HasPrefix(line, "bootloader:") {
-			steps = append(steps, line)
-		}
-	}
-	return steps
-}
-
-// waitConsole waits until the current boot's console shows finalize reaching step. QEMU
-// ending first is fatal.
-func (r *run) waitConsole(step string, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if slices.Contains(r.traced(), step) {
-			return
-		}
-		if !r.m.Running() {
-			r.fatalf("the guest stopped before finalize reached %s; console log %s ends:\n%s", step, r.m.SerialLog(), r.m.SerialTail(30))
-		}
-		if time.Now().After(deadline) {
-			r.fatalf("finalize did not reach %s within %s; console log %s ends:\n%s", step, timeout, r.m.SerialLog(), r.m.SerialTail(30))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (r *run) firmware() string {
@@ -462,7 +378,9 @@ func (r *run) expectEtc(g *guest, image, greeting string) {
 }
 
 func (r *run) expectVar(g *guest) {
-	if got := strings.TrimSpace(g.mustSh("cat /var/lib/bootc-lifecycle/token")); got != r.token {
+	got := strings.TrimSpace(g.mustSh("cat /var/lib/bootc-lifecycle/token"))
+	r.n.Show("cat /var/lib/bootc-lifecycle/token", got)
+	if got != r.token {
 		r.errorf("/var/lib/bootc-lifecycle/token is %q, want %q: /var did not persist", got, r.token)
 	}
 }

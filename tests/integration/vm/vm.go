@@ -1,7 +1,8 @@
 // Package vm runs one QEMU virtual machine at a time for the integration tests: direct kernel,
 // SeaBIOS or OVMF boot, the serial console of every boot kept in a log file, a network that
 // reaches nothing, the guest agent to run commands in the guest, and a QMP monitor through
-// which a test can plug USB sticks in and out of the running machine (Config.USB, AttachUSB).
+// which a test can plug USB sticks in and out of the running machine (Config.USB, AttachUSB),
+// and virtio-serial ports through which the guest signals the host (Config.Ports, ReadLine).
 //
 // Every boot is its own QEMU process (-no-reboot: a guest reboot ends QEMU), so each boot has
 // its own serial log (serial-1.log, serial-2.log, … in Config.Dir) and a test may change how the
@@ -78,6 +79,9 @@ type Config struct {
 	Append string // BootKernel: the kernel command line
 	Disks  []Disk
 	USB    bool // an xHCI controller, so AttachUSB can plug sticks into the running guest
+	// Ports are virtio-serial ports the guest writes to, by name: each shows in the guest as
+	// /dev/virtio-ports/<name>, and ReadLine waits for a line from it.
+	Ports []string
 	// GuestFwd are user-network guestfwd rules. Use a command per connection
 	// ("tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000"): a chardev target
 	// ("…-tcp:127.0.0.1:5000") is connected once per QEMU run and carries a single connection.
@@ -98,6 +102,7 @@ type VM struct {
 	agent    *qga.Client
 	monitor  *qmp.Client
 	usb      bool            // this boot has the xHCI controller
+	ports    []string        // this boot's virtio-serial ports (Config.Ports)
 	sticks   map[string]bool // USB sticks attached in this boot, by device id
 	serial   string
 	ovmfVars string
@@ -177,6 +182,12 @@ func (v *VM) Args(serialLog string) ([]string, error) {
 		"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
 		"-device", "virtio-rng-pci",
 		"-qmp", "unix:" + v.qmpSocket() + ",server=on,wait=off",
+	}
+	for i, name := range c.Ports {
+		id := fmt.Sprintf("port%d", i)
+		args = append(args,
+			"-chardev", "socket,id="+id+",path="+v.portSocket(i)+",server=on,wait=off",
+			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
 	if c.Accel == "kvm" {
 		args = append(args, "-cpu", "host")
@@ -280,6 +291,9 @@ func (v *VM) Start() error {
 	}
 	os.Remove(v.agentSocket())
 	os.Remove(v.qmpSocket())
+	for i := range v.cfg.Ports {
+		os.Remove(v.portSocket(i))
+	}
 	cmdline := v.cfg.QEMU + " " + strings.Join(args, " ") + "\n"
 	os.WriteFile(filepath.Join(v.cfg.Dir, fmt.Sprintf("qemu-%d.cmdline", v.boots)), []byte(cmdline), 0o644)
 	stderr, err := os.Create(filepath.Join(v.cfg.Dir, fmt.Sprintf("qemu-%d.stderr", v.boots)))
@@ -298,6 +312,7 @@ func (v *VM) Start() error {
 	}
 	v.cmd = cmd
 	v.usb = v.cfg.USB
+	v.ports = v.cfg.Ports
 	v.sticks = map[string]bool{}
 	v.done = make(chan struct{})
 	go func() {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"gobootc.dev/lib/envtest"
 	"gobootc.dev/tests/integration/vm/qmp"
 )
 
@@ -81,7 +82,7 @@ func TestArgs(t *testing.T) {
 
 func TestArgsUEFI(t *testing.T) {
 	if _, _, err := FindOVMF(); err != nil {
-		t.Skip(err)
+		envtest.Missing(t, "%v", err)
 	}
 	dir := t.TempDir()
 	v, err := New(Config{Dir: dir, Boot: BootUEFI, Disks: []Disk{{Path: "/d.img"}}})
@@ -345,12 +346,8 @@ func TestUSBCommands(t *testing.T) {
 // controller: the firmware never runs, but the monitor works.
 func realQEMU(t *testing.T) (*VM, string) {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	envtest.NeedTool(t, "qemu-system-x86_64")
+	envtest.NeedRoot(t)
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
 	if err := exec.Command("truncate", "-s", "1M", disk).Run(); err != nil {

@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"gobootc.dev/lib/etcmerge/etcmergetest"
 	"syscall"
+
+	"gobootc.dev/lib/etcmerge/etcmergetest"
 )
 
 // etcTrees are the three inputs of an /etc merge, what was done to them, and the size of the

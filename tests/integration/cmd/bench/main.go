@@ -137,25 +137,46 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)
 		return 2
 	}
-	setup := func() error {
-		// sysroottest.Tools takes the binaries from $BOOTC_TEST_BIN when they are all there.
-		os.Setenv("BOOTC_TEST_BIN", *bin)
-		if b.bin, err = sysroottest.Tools(filepath.Join(work, "bin"), "bootc-fetch", "bootc-stage"); err != nil {
-			return err
-		}
-		for _, f := range figures {
-			if f.images {
-				progress("building and pushing the images (Debian %s root from %s)", fetchtest.DebianSuite, fetchtest.CacheDir())
-				b.ims, err = buildImages(h, work, *large<<20)
-				return err
-			}
-		}
-		return nil
-	}
-	if err := catch(setup); err != nil {
+	if err := catch(func() error { return b.setup(*bin, figures, *large<<20) }); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: setup: %v\n", err)
 		return 1
 	}
+	runFigures(figures, &rep)
+	printTable(os.Stdout, rep)
+	fmt.Printf("\nrun took %s; load average at the start %s, at the end %s\n", time.Since(start).Round(time.Second), rep.LoadAvg, loadAvg())
+	path, err := writeReport(*out, rep)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Printf("figures written to %s\n", path)
+	if len(rep.Failures) > 0 || h.failed {
+		return 1
+	}
+	return 0
+}
+
+// setup gets the tool binaries from bin (or builds them) and, when a figure needs them, builds
+// and pushes the images, the larger one with large bytes of incompressible data.
+func (b *bench) setup(bin string, figures []figure, large int) error {
+	// sysroottest.Tools takes the binaries from $BOOTC_TEST_BIN when they are all there.
+	os.Setenv("BOOTC_TEST_BIN", bin)
+	var err error
+	if b.bin, err = sysroottest.Tools(filepath.Join(b.work, "bin"), "bootc-fetch", "bootc-stage"); err != nil {
+		return err
+	}
+	for _, f := range figures {
+		if f.images {
+			progress("building and pushing the images (Debian %s root from %s)", fetchtest.DebianSuite, fetchtest.CacheDir())
+			b.ims, err = buildImages(b.h, b.work, large)
+			return err
+		}
+	}
+	return nil
+}
+
+// runFigures runs each figure, adding its judged rows to rep, or its failure.
+func runFigures(figures []figure, rep *report) {
 	for _, f := range figures {
 		progress("figure %s", f.title)
 		t := time.Now()
@@ -175,18 +196,6 @@ func run() int {
 		rep.Rows = append(rep.Rows, rows...)
 		progress("figure %s took %s", f.title, time.Since(t).Round(100*time.Millisecond))
 	}
-	printTable(os.Stdout, rep)
-	fmt.Printf("\nrun took %s; load average at the start %s, at the end %s\n", time.Since(start).Round(time.Second), rep.LoadAvg, loadAvg())
-	path, err := writeReport(*out, rep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		return 1
-	}
-	fmt.Printf("figures written to %s\n", path)
-	if len(rep.Failures) > 0 || h.failed {
-		return 1
-	}
-	return 0
 }
 
 // loadAvg is the 1, 5 and 15 minute load averages.

@@ -109,7 +109,7 @@ func boot(s sysroot) error {
 	if err := writableEtc(s, d); err != nil {
 		return err
 	}
-	if err := bootloader.WriteSet(s.root.Boot, []bootloader.Deployment{bootloader.FromRecord(s.root, d)}, bootloader.Options{NoFreeze: true}); err != nil {
+	if err := bootloader.WriteSet(s.root.Boot, []bootloader.Deployment{bootloader.FromRecord(d)}, bootloader.Options{NoFreeze: true}); err != nil {
 		return err
 	}
 	if err := record.Remove(s.root.Staged()); err != nil {

@@ -100,6 +100,23 @@ func (s *Sysroot) Stage(id string, downloadOnly bool) {
 	}
 }
 
+// MainWithTools is a whole TestMain: it finds or builds the named tools (as Tools does), points
+// *bin at their directory (readable by unprivileged test users too), runs the tests and exits.
+func MainWithTools(m *testing.M, bin *string, names ...string) {
+	dir, err := os.MkdirTemp("", "bootc-test-bin-")
+	if err == nil {
+		os.Chmod(dir, 0o755)
+		*bin, err = Tools(dir, names...)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // Tools returns a directory holding the named tool binaries: $BOOTC_TEST_BIN when it has them
 // all (make test builds them first), otherwise a fresh build into dir.
 func Tools(dir string, names ...string) (string, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,19 +20,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "finalize-bin-")
-	if err == nil {
-		bin, err = sysroottest.Tools(dir, "bootc-finalize")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sysroottest.MainWithTools(m, &bin, "bootc-finalize") }
 
 type host struct{ *sysroottest.Host }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,19 +17,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "health-bin-")
-	if err == nil {
-		bin, err = sysroottest.Tools(dir, "bootc-health")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sysroottest.MainWithTools(m, &bin, "bootc-health") }
 
 // host is a physical root booted into deployment aaaa.0, and the root its checks are read from.
 type host struct {

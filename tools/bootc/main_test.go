@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,21 +21,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bootc-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// Unprivileged runs need to reach the binaries.
-	os.Chmod(dir, 0o755)
-	bin, err = sysroottest.Tools(dir, "bootc", "bootc-status", "bootc-install", "bootc-fetch", "bootc-stage", "bootc-finalize", "bootc-bound-images")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	sysroottest.MainWithTools(m, &bin, "bootc", "bootc-status", "bootc-install", "bootc-fetch", "bootc-stage", "bootc-finalize", "bootc-bound-images")
 }
 
 type result struct {

@@ -158,7 +158,16 @@ func writeFATMenu(link string, ps []prepared, opts Options) error {
 	if err := opts.step("write " + layout.GrubMenu); err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(layout.LoaderGrubMenu(link), menu, 0o644); err != nil {
+	path := layout.LoaderGrubMenu(link)
+	if err := renameio.WriteFile(path, menu, 0o644); err != nil {
+		return fmt.Errorf("writing the GRUB menu: %w", err)
+	}
+	// As for the entries (bls.WriteFile): on FAT the renamed file's size and first cluster reach
+	// the disk only when the file is synced by its new name.
+	if err := durable.Sync(path); err != nil {
+		return fmt.Errorf("writing the GRUB menu: %w", err)
+	}
+	if err := durable.Sync(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("writing the GRUB menu: %w", err)
 	}
 	return nil

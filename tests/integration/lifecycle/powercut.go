@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"gobootc.dev/lib/failpoint"
+	"gobootc.dev/lib/record"
 )
 
 // FailpointPort is the virtio-serial port through which bootc-finalize, stopped at a
@@ -136,6 +138,9 @@ func (r *run) powerCut(c Cut, earlier []string) string {
 	if got := version(g.status("staging for the power cut at " + c.Step).Status.Staged); got != target {
 		r.fatalf("staging for the power cut at %s: staged is %q, want %s", c.Step, got, target)
 	}
+	// Versions alone cannot tell the staged deployment from an older one of the same image
+	// that an entry left by the cut might boot instead.
+	oldID, stagedID := g.booted(), g.staged()
 
 	r.check(r.m.RequestShutdown(r.ctx, "reboot"))
 	stopped, err := r.m.ReadLine(r.ctx, FailpointPort, stopTimeout)
@@ -158,12 +163,15 @@ func (r *run) powerCut(c Cut, earlier []string) string {
 		}
 	}
 
-	want := old
+	want, wantID := old, oldID
 	if c.NewBoots {
-		want = target
+		want, wantID = target, stagedID
 	}
 	r.check(r.m.Start())
 	g = r.boot(fmt.Sprintf("v%s after a power cut at %s", want, c.Step))
+	if got := g.booted(); got != wantID {
+		r.errorf("after the power cut at %s: deployment %s booted, want %s", c.Step, got, wantID)
+	}
 	h := r.expectDeployments(g, "after the power cut at "+c.Step, want, otherVersion[want])
 	if h.Status.Staged != nil {
 		r.errorf("after the power cut at %s: a staged deployment survived the reboot: %q", c.Step, version(h.Status.Staged))
@@ -187,7 +195,11 @@ func (r *run) updateAfterCuts() {
 	if got := version(g.status("after the upgrade following the power cuts").Status.Staged); got != target {
 		r.errorf("after the power cuts: bootc upgrade staged %q, want %s", got, target)
 	}
+	stagedID := g.staged()
 	g = r.reboot("v" + target + " after the power cuts and an upgrade")
+	if got := g.booted(); got != stagedID {
+		r.errorf("after the update following the power cuts: deployment %s booted, want the staged %s", got, stagedID)
+	}
 	r.expectDeployments(g, "after the update following the power cuts", target, booted)
 	r.expectEtc(g, "v"+target, "hello from v"+target)
 	r.expectVar(g)
@@ -228,4 +240,18 @@ func tracedSteps(console []byte) []string {
 		}
 	}
 	return steps
+}
+
+// booted names the deployment the guest runs ("<stateroot>/<id>"), as its initramfs recorded it.
+func (g *guest) booted() string {
+	var b record.Booted
+	g.r.check(json.Unmarshal([]byte(g.mustSh("cat /run/bootc/booted.json")), &b))
+	return b.Stateroot + "/" + b.ID
+}
+
+// staged names the deployment staged for the next boot.
+func (g *guest) staged() string {
+	var s record.Staged
+	g.r.check(json.Unmarshal([]byte(g.mustSh("cat /run/bootc/staged.json")), &s))
+	return s.Stateroot + "/" + s.ID
 }

@@ -258,7 +258,8 @@ func (r *run) firstBoot() {
 	c := g.cmdline()
 	r.n.Show("cat /proc/cmdline", c.String())
 	r.wantArgs(c, "first boot", []string{"install.karg=1", "console=ttyS0,115200n8"}, []string{"bootc.sample=v2"})
-	mounts := "for m in / /usr /etc /var /sysroot; do findmnt -n -o TARGET,OPTIONS -M $m; done"
+	// /usr is part of / (no mount of its own), so the probe below shows it read-only.
+	mounts := "for m in / /etc /var /sysroot; do findmnt -n -o TARGET,OPTIONS -M $m; done"
 	r.n.Show(mounts, g.shOut(mounts))
 
 	for _, p := range []string{"/usr", "/usr/bin"} {

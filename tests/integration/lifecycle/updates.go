@@ -172,7 +172,12 @@ func (r *run) applyingService() {
 	g = r.boot("v5, applied by the service")
 	r.expectDeployments(g, "after the service applied v5", "5", "4")
 	r.waitCleanup(g)
-	r.n.Show("journalctl -u bootc-cleanup.service", g.journal("bootc-cleanup.service"))
+	journal := g.journal("bootc-cleanup.service")
+	r.n.Show("journalctl -u bootc-cleanup.service", journal)
+	// The summary reaches the journal once: as the structured entry, not also through stdout.
+	if n := strings.Count(journal, "Bound images:"); n != 1 {
+		r.errorf("bootc-cleanup.service's journal has the bound-image summary %d times, want once", n)
+	}
 	r.expectStored(g, "v5 booted, v4 the rollback", []string{"app-a"}, []string{"app-b"})
 	if out := g.mustSh("cd /sysroot/bootc/deploy/default && ls -d */"); len(strings.Fields(out)) != 2 {
 		r.errorf("after the cleanup: deployment trees %q, want two (v5 and v4)", strings.Fields(out))

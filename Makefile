@@ -29,7 +29,7 @@ help:
 	@echo "make deps     install what the build and tests need on this host (idempotent)"
 	@echo "make build    build every tool into $(OUT)/"
 	@echo "make test     deps + build + the unit and black-box tests, then the skipped ones and why"
-	@echo "make check    deps + build + vet + test + e2e (what CI runs, ~25 min)"
+	@echo "make check    deps + build + vet + test + e2e (what CI runs, ~30 min)"
 	@echo "make demo     the main job: build and show bootc at work on this host"
 	@echo "make install  install into DESTDIR/PREFIX"
 	@echo "make sizes    print the size of each tool binary"
@@ -64,7 +64,7 @@ test: deps build
 	@set -o pipefail; BOOTC_TEST_BIN=$(CURDIR)/$(OUT) $(GO) test -json -count=1 $(PKGS) \
 		| $(GO) run scripts/testsummary.go -o $(TEST_SUMMARY)
 
-# What CI runs: everything, the VM tests included (about 18 minutes here; `make test` is the
+# What CI runs: everything, the VM tests included (about 30 minutes here; `make test` is the
 # quick path while developing). The summary of what `make test` skipped closes the output; the
 # VM tests it lists are the ones `make e2e` then runs.
 check: deps build vet test e2e

@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-)
 
-// ConfPath is greenboot.conf, relative to the root of a system. The file belongs to the
-// administrator: it is read, never rewritten.
-const ConfPath = "etc/greenboot/greenboot.conf"
+	"gobootc.dev/lib/layout"
+)
 
 // Var is one variable the file assigns: a scalar (one value) or a bash array.
 type Var struct {
@@ -49,9 +47,10 @@ func (c *Conf) List(name string) []string {
 	return nil
 }
 
-// Load reads root's greenboot.conf. A root without one has an empty configuration.
+// Load reads root's greenboot.conf (layout.GreenbootConf: the administrator's file, read and
+// never rewritten). A root without one has an empty configuration.
 func Load(root string) (*Conf, error) {
-	path := filepath.Join(root, ConfPath)
+	path := layout.GreenbootConf(filepath.Join(root, "etc"))
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Conf{Vars: map[string]*Var{}}, nil

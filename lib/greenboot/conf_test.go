@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gobootc.dev/lib/envtest"
+	"gobootc.dev/lib/layout"
 )
 
 // parseCases are greenboot.conf files as administrators and vendors write them, with the
@@ -216,7 +217,7 @@ func TestLoad(t *testing.T) {
 	if err != nil || len(c.Vars) != 0 {
 		t.Fatalf("Load without a file = %v, %v", c, err)
 	}
-	path := filepath.Join(root, ConfPath)
+	path := layout.GreenbootConf(filepath.Join(root, "etc"))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gobootc.dev/lib/greenboot"
+	"gobootc.dev/lib/layout"
 )
 
 // Kind says what a check or hook is for.
@@ -104,7 +105,7 @@ func Load(root string) (*Plan, error) {
 	}
 	p := &Plan{Root: root}
 	for _, w := range conf.Warnings {
-		p.Warnings = append(p.Warnings, "/"+greenboot.ConfPath+": "+w)
+		p.Warnings = append(p.Warnings, layout.GreenbootConf("/etc")+": "+w)
 	}
 	for _, t := range tiers {
 		var lists []Check

@@ -39,6 +39,9 @@ const (
 	VarBootCounter = "boot_counter"
 	// VarBootSuccess is 1 when the last boot was blessed; GRUB sets it to 0 on every boot.
 	VarBootSuccess = "boot_success"
+	// VarTrial names the deployment on trial ("<stateroot>/<id>"): GRUB's menu counts only
+	// while it names the menu's default.
+	VarTrial = "bootc_trial"
 )
 
 var (

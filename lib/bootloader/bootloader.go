@@ -71,9 +71,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gobootc.dev/lib/bls"
+	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/cmdline"
 	"gobootc.dev/lib/layout"
 )
@@ -127,9 +129,27 @@ type Deployment struct {
 	Kernel string
 	Initrd string
 	// Kargs is the kernel command line without the bootc.deployment argument, which WriteSet
-	// appends and ReadSet removes.
+	// appends and ReadSet removes. WriteSet also appends panic=PanicTimeout when there is no
+	// panic argument, so that a kernel panic resets the machine instead of hanging it.
 	Kargs string
+	// Tries, when above zero, puts the entry on trial: the boot loader gives it that many boots
+	// before it falls back to the next entry (see trial.go). Only the default, set[0], can be on
+	// trial, and only with another entry to fall back to.
+	Tries int
+
+	// Entry is the entry's file name and Counter its boot counter, as ReadSet found them;
+	// WriteSet ignores both.
+	Entry   string
+	Counter bootcount.Name
 }
+
+// PanicTimeout is the panic= every entry gets unless its kargs set one: seconds before the
+// kernel resets after a panic. Without it a panicking kernel waits forever, and a trial entry's
+// try never ends.
+const PanicTimeout = 10
+
+// panicKarg is the argument WriteSet adds and ReadSet removes again.
+var panicKarg, _ = cmdline.NewArg("panic", strconv.Itoa(PanicTimeout))
 
 // Options tunes WriteSet and WriteGrubConfig. The zero value writes with auto-detected mode for
 // /boot on the root filesystem, finding it without a UUID.
@@ -251,12 +271,15 @@ func fromEntry(e *bls.Entry) (Deployment, bool, error) {
 		return Deployment{}, false, fmt.Errorf("entry %s: %d initrd lines, want at most one", e.Name, len(e.Initrd))
 	}
 	c.Remove(layout.DeploymentKarg)
+	c.RemoveExact(panicKarg)
 	d := Deployment{
 		Stateroot: stateroot,
 		ID:        id,
 		Title:     e.Title,
 		Kernel:    fromEntryPath(e.Linux),
 		Kargs:     c.String(),
+		Entry:     e.Name,
+		Counter:   e.BootName(),
 	}
 	if len(e.Initrd) == 1 {
 		d.Initrd = fromEntryPath(e.Initrd[0])
@@ -308,6 +331,14 @@ func prepare(boot string, set []Deployment, opts Options) ([]prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: deployment %d: %w", ErrInvalidSet, i, err)
 		}
+		switch {
+		case d.Tries < 0 || d.Tries > bootcount.MaxTries:
+			return nil, fmt.Errorf("%w: deployment %d: %d tries, want 0 to %d", ErrInvalidSet, i, d.Tries, bootcount.MaxTries)
+		case d.Tries > 0 && i > 0:
+			return nil, fmt.Errorf("%w: deployment %d is on trial; only the default can be", ErrInvalidSet, i)
+		case d.Tries > 0 && len(set) < 2:
+			return nil, fmt.Errorf("%w: the default is on trial with no other entry to fall back to", ErrInvalidSet)
+		}
 		key := layout.DeploymentKargValue(d.Stateroot, d.ID)
 		if j, dup := seen[key]; dup {
 			return nil, fmt.Errorf("%w: deployment %d: %s is already deployment %d", ErrInvalidSet, i, key, j)
@@ -345,6 +376,11 @@ func prepareOne(boot string, d Deployment) (prepared, error) {
 	}
 	if c.Has(layout.DeploymentKarg) {
 		return prepared{}, fmt.Errorf("kargs %q already carry %s; pass them without it", d.Kargs, layout.DeploymentKarg)
+	}
+	if !c.Has(panicKarg.Key()) {
+		if err := c.Append(panicKarg); err != nil {
+			return prepared{}, err
+		}
 	}
 	arg, err := cmdline.NewArg(layout.DeploymentKarg, layout.DeploymentKargValue(d.Stateroot, d.ID))
 	if err != nil {

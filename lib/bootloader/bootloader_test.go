@@ -231,7 +231,7 @@ func TestNoLeftovers(t *testing.T) {
 				if m.opts.Mode == ModeFAT {
 					want = []string{"loader", "loader/entries", "loader/grub.cfg"}
 					for _, d := range set {
-						want = append(want, "loader/entries/"+fatName(d.Stateroot, d.ID))
+						want = append(want, "loader/entries/"+fatID(d.Stateroot, d.ID)+".conf")
 					}
 				} else {
 					gen := "loader." + fmt.Sprint(i%2)
@@ -399,7 +399,7 @@ func TestReadSetBroken(t *testing.T) {
 	t.Run("torn entry", func(t *testing.T) {
 		boot := newBoot(t)
 		mustWrite(t, boot, []Deployment{dep("a.0", "aaa")}, Options{Mode: ModeFAT})
-		path := filepath.Join(boot, "loader", "entries", fatName("default", "a.0"))
+		path := filepath.Join(boot, "loader", "entries", fatID("default", "a.0")+".conf")
 		if err := os.WriteFile(path, []byte("title half"), 0o644); err != nil {
 			t.Fatal(err)
 		}

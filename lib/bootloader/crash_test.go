@@ -163,7 +163,7 @@ func checkFATCrash(t *testing.T, boot string, sc crashScenario, steps []string, 
 	if len(sc.old) > 0 && len(got) == 0 {
 		t.Fatalf("crash before %q: no entries left", steps[k])
 	}
-	newDefault := slices.Index(steps, "write "+fatName(sc.new[0].Stateroot, sc.new[0].ID))
+	newDefault := slices.Index(steps, "write "+fatID(sc.new[0].Stateroot, sc.new[0].ID)+".conf")
 	switch {
 	case k <= newDefault && len(sc.old) == 0:
 		if len(got) != 0 {

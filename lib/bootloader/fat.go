@@ -20,14 +20,16 @@ import (
 // for them start with "." + fatPrefix.
 const fatPrefix = "bootc-"
 
-// fatName is the entry file of one deployment: stable across sets, so a rewrite replaces it.
-func fatName(stateroot, id string) string {
-	return fatPrefix + stateroot + "-" + id + ".conf"
+// fatID is the entry of one deployment without the counter and ".conf": stable across sets, so
+// a rewrite replaces the file (or, when the counter changes, removes the old name as stale).
+func fatID(stateroot, id string) string {
+	return fatPrefix + stateroot + "-" + id
 }
 
 // writeFATSet writes set in FAT mode. Step order: name the entry files; sync the boot files;
-// make the entries directory; clean what an interrupted run left; write the entries, default
-// first; the GRUB menu; remove the entries that left the set; sync.
+// make the entries directory; clean what an interrupted run left; arm a GRUB trial; write the
+// entries, default first; the GRUB menu; remove the entries that left the set; sync; end a GRUB
+// trial the set no longer has.
 func writeFATSet(boot string, set []Deployment, opts Options) error {
 	boot = filepath.Clean(boot)
 	ps, err := prepare(boot, set, opts)
@@ -60,6 +62,9 @@ func writeFATSet(boot string, set []Deployment, opts Options) error {
 	if err := cleanFAT(dir, existing, opts); err != nil {
 		return err
 	}
+	if err := armGrub(boot, ps, opts); err != nil {
+		return err
+	}
 	keep, err := writeFATEntries(dir, ps, names, gen+1, opts)
 	if err != nil {
 		return err
@@ -73,15 +78,18 @@ func writeFATSet(boot string, set []Deployment, opts Options) error {
 	if err := opts.step("sync"); err != nil {
 		return err
 	}
-	return durable.Sync(dir)
+	if err := durable.Sync(dir); err != nil {
+		return err
+	}
+	return disarmGrub(boot, ps, opts)
 }
 
 // fatNames are the entry file names of a set, refused when FAT cannot hold them apart.
 func fatNames(ps []prepared) ([]string, error) {
 	names := make([]string, len(ps))
 	byFold := map[string]int{}
-	for i, p := range ps {
-		names[i] = fatName(p.Stateroot, p.ID)
+	for i := range ps {
+		names[i] = ps[i].fileName(fatID(ps[i].Stateroot, ps[i].ID))
 		if len(names[i]) > 255 {
 			return nil, fmt.Errorf("%w: entry file name %s is longer than FAT allows", ErrInvalidSet, names[i])
 		}

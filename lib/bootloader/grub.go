@@ -44,7 +44,10 @@ func grubMenu(ps []prepared, opts Options) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "set default=0\nset timeout=%d\n", timeout)
 	writeRoot(&b, opts)
-	for _, p := range ps {
+	if ps[0].Tries > 0 {
+		writeCountdown(&b, ps)
+	}
+	for i, p := range ps {
 		words := make([]string, 0, p.cmdline.Len()+2)
 		words = append(words, "linux", grubQuote(entryPath(p.Kernel, opts.BootSeparate)))
 		for _, a := range p.cmdline.Args() {
@@ -56,8 +59,12 @@ func grubMenu(ps []prepared, opts Options) ([]byte, error) {
 				words = append(words, grubQuote(w))
 			}
 		}
+		if i == 0 && p.Tries > 0 {
+			// Unquoted, so that GRUB splits it into words; empty unless the countdown ran.
+			words = append(words, "$bootc_trial_args")
+		}
 		fmt.Fprintf(&b, "\nmenuentry %s --id %s {\n\t%s\n", grubQuote(p.Title),
-			grubQuote("bootc-"+p.Stateroot+"-"+p.ID), strings.Join(words, " "))
+			grubQuote(grubID(&p.Deployment)), strings.Join(words, " "))
 		if p.Initrd != "" {
 			fmt.Fprintf(&b, "\tinitrd %s\n", grubQuote(entryPath(p.Initrd, opts.BootSeparate)))
 		}

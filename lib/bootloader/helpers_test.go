@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/envtest"
 )
 
@@ -51,11 +52,16 @@ func mustWrite(t *testing.T, boot string, set []Deployment, opts Options) {
 	}
 }
 
+// mustRead is ReadSet without what only ReadSet fills in (the entry files' names), so that it
+// compares equal to the set written.
 func mustRead(t *testing.T, boot string) []Deployment {
 	t.Helper()
 	set, err := ReadSet(boot)
 	if err != nil {
 		t.Fatalf("ReadSet: %v", err)
+	}
+	for i := range set {
+		set[i].Entry, set[i].Counter = "", bootcount.Name{}
 	}
 	return set
 }

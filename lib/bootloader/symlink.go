@@ -48,8 +48,9 @@ func current(boot string) (target string, plainDir bool, err error) {
 }
 
 // writeSymlinkSet writes set in symlink mode. Step order: render the entries and the menu; sync
-// the boot files; clean what an interrupted run left; fill the unused generation; switch
-// boot/loader to it; remove the previous generation.
+// the boot files; clean what an interrupted run left; fill the unused generation; arm a GRUB
+// trial; switch boot/loader to it; end a GRUB trial the set no longer has; remove the previous
+// generation.
 func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	boot = filepath.Clean(boot)
 	ps, err := prepare(boot, set, opts)
@@ -85,7 +86,13 @@ func writeSymlinkSet(boot string, set []Deployment, opts Options) error {
 	if err := fillGeneration(boot, next, entries, menu, opts); err != nil {
 		return err
 	}
+	if err := armGrub(boot, ps, opts); err != nil {
+		return err
+	}
 	if err := switchLoader(boot, next, plainDir, opts); err != nil {
+		return err
+	}
+	if err := disarmGrub(boot, ps, opts); err != nil {
 		return err
 	}
 	return removePrevious(boot, cur, plainDir, opts)
@@ -97,7 +104,7 @@ func renderSymlinkSet(ps []prepared, opts Options) ([]fileData, []byte, error) {
 	entries := make([]fileData, 0, len(ps))
 	for i := range ps {
 		n := len(ps) - i
-		name := "bootc-" + strconv.Itoa(n) + ".conf"
+		name := ps[i].fileName("bootc-" + strconv.Itoa(n))
 		e := ps[i].entry(name, strconv.Itoa(n), opts.BootSeparate)
 		data, err := e.Marshal()
 		if err != nil {

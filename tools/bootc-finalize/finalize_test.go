@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/boundimage"
 	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/failpoint"
+	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/status"
 	"gobootc.dev/lib/sysroottest"
@@ -92,6 +94,50 @@ func TestFinalize(t *testing.T) {
 	// Running again with nothing staged changes nothing.
 	if out, code := h.finalize(t, nil); code != 0 || !strings.Contains(out, "nothing to finalize") {
 		t.Errorf("second run: %d %s", code, out)
+	}
+}
+
+// The new default goes on trial with the tries the staged deployment configures, in its entry
+// name and, where GRUB boots, in grubenv; a configuration that cannot be read costs the update
+// nothing: the default number applies.
+func TestFinalizeArmsTrial(t *testing.T) {
+	for _, tt := range []struct {
+		name, dropin string
+		want         int
+		says         string
+	}{
+		{"configured", "tries = 2\n", 2, "tries: 2 (tries in "},
+		{"invalid", "tries = 0\n", bootcount.DefaultTries, "warning: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, nil)
+			sysroottest.Files(t, layout.BootcountVendorDir(h.Root.Deployment("default", h.V2.ID)), map[string]string{"50-test.toml": tt.dropin})
+			if err := bootloader.WriteGrubConfig(h.Root.Boot, bootloader.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			out, code := h.finalize(t, nil)
+			if code != 0 || !strings.Contains(out, tt.says) {
+				t.Fatalf("exit %d, output %q; want it to say %q", code, out, tt.says)
+			}
+			set, err := bootloader.ReadSet(h.Root.Boot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := set[0].Counter; set[0].ID != h.V2.ID || !c.Counted || c.Left != tt.want {
+				t.Errorf("new default %s (%s): counter %+v, want %d tries", set[0].ID, set[0].Entry, c, tt.want)
+			}
+			if set[1].Counter.Counted {
+				t.Errorf("the previous deployment's entry %s is counted", set[1].Entry)
+			}
+			env, err := bootcount.ReadEnv(layout.GrubEnv(h.Root.Boot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			trial, _ := env.Get(bootcount.VarTrial)
+			if n, ok, _ := env.BootCounter(); !ok || n != tt.want || trial != "default/"+h.V2.ID {
+				t.Errorf("grubenv boot_counter %d (set %v), bootc_trial %q; want %d for default/%s", n, ok, trial, tt.want, h.V2.ID)
+			}
+		})
 	}
 }
 

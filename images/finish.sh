@@ -10,6 +10,8 @@ kver=${1##*/}
 systemctl enable qemu-guest-agent.service serial-getty@ttyS0.service bootc-remount.service systemd-networkd.service
 # Like the usual bootc base images: updates are fetched and applied on a timer.
 systemctl enable bootc-fetch-apply-updates.timer
+# The health step: checks before boot-complete.target, blessing after it, the RED path.
+systemctl enable bootc-health.service bootc-health-bless.service bootc-health-red.service
 # A first boot must never stop at a prompt on the console.
 systemctl mask systemd-firstboot.service
 # No password login: tests drive the guest through the guest agent.

@@ -60,6 +60,49 @@ type HostStatus struct {
 	Type             *string            `json:"type" yaml:"type"`
 	UsrOverlay       *FilesystemOverlay `json:"usrOverlay" yaml:"usrOverlay"`
 	ReadOnly         bool               `json:"readOnly" yaml:"readOnly"`
+	// Health and FailedUpdates are bootc's additions to upstream's document (its schema allows
+	// properties it does not name); both are left out when there is nothing to say.
+	Health        *BootHealth    `json:"health,omitempty" yaml:"health,omitempty"`
+	FailedUpdates []FailedUpdate `json:"failedUpdates,omitempty" yaml:"failedUpdates,omitempty"`
+}
+
+// BootHealth is the verdict of this boot's health checks.
+type BootHealth struct {
+	// Verdict is GREEN or RED, in greenboot's words.
+	Verdict string `json:"verdict" yaml:"verdict"`
+	// FailedCheck is the required check that made the verdict RED, Reason how it ended (exit
+	// code '1', timed out) and LastLines the last lines of its output.
+	FailedCheck string   `json:"failedCheck,omitempty" yaml:"failedCheck,omitempty"`
+	Reason      string   `json:"reason,omitempty" yaml:"reason,omitempty"`
+	LastLines   []string `json:"lastLines,omitempty" yaml:"lastLines,omitempty"`
+	// Time is when the checks finished.
+	Time time.Time `json:"time" yaml:"time"`
+	// Assessment is what boot counting did with the verdict: blessed, reboot (on trial, to try
+	// again or fall back) or stay-up (a reboot would not help); absent until decided.
+	Assessment string `json:"assessment,omitempty" yaml:"assessment,omitempty"`
+}
+
+// The verdicts of BootHealth.
+const (
+	HealthGreen = "GREEN"
+	HealthRed   = "RED"
+)
+
+// FailedUpdate is an image whose deployment failed to boot on this host: the boot loader fell
+// back from it. Updates do not stage it again unless asked to (--allow-failed).
+type FailedUpdate struct {
+	Digest string `json:"digest" yaml:"digest"`
+	Image  string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Deployment is the deployment that failed, "<stateroot>/<id>"; it may be gone since.
+	Deployment string    `json:"deployment" yaml:"deployment"`
+	Time       time.Time `json:"time" yaml:"time"`
+	// Reason says why in one line; Check is the required check that failed and LastLines its
+	// last output, when a check ran at all.
+	Reason    string   `json:"reason" yaml:"reason"`
+	Check     string   `json:"check,omitempty" yaml:"check,omitempty"`
+	LastLines []string `json:"lastLines,omitempty" yaml:"lastLines,omitempty"`
+	// Tries is how many boots the deployment was given.
+	Tries int `json:"tries,omitempty" yaml:"tries,omitempty"`
 }
 
 // HostTypeBootc is status.type for a host deployed by bootc.
@@ -76,7 +119,28 @@ type BootEntry struct {
 	Store             *string            `json:"store" yaml:"store"`
 	Ostree            *BootEntryOstree   `json:"ostree" yaml:"ostree"`
 	Composefs         *BootEntryComposef `json:"composefs" yaml:"composefs"`
+	// BootCount is bootc's addition: the boot loader's counter of an entry on trial or out of
+	// tries; absent for an entry that is neither (blessed, or never counted).
+	BootCount *BootCount `json:"bootCount,omitempty" yaml:"bootCount,omitempty"`
 }
+
+// BootCount is where an entry stands in boot counting.
+type BootCount struct {
+	State BootCountState `json:"state" yaml:"state"`
+	// TriesLeft is how many more boots the entry gets after this one should it fail: 0 on
+	// trial means the boot running now is its last try.
+	TriesLeft int `json:"triesLeft" yaml:"triesLeft"`
+}
+
+// BootCountState is an entry's state in boot counting.
+type BootCountState string
+
+// Boot counting states: on trial (not yet known good), or bad (out of tries: the boot loader
+// boots another entry).
+const (
+	BootCountTrial BootCountState = "trial"
+	BootCountBad   BootCountState = "bad"
+)
 
 // BootEntryOstree is only present in documents describing ostree-backed hosts; this
 // implementation reads it (fixtures, edit input) but never fills it.

@@ -54,6 +54,19 @@ const (
 	HealthGreen ID = "9c7f32a3155c8d200c8476df3a02cc1c"
 	// HealthRed: a required health check of the boot failed.
 	HealthRed ID = "77be2a49ff08877b3a7a76d413ce753c"
+	// BootFallback: the boot loader gave up on a deployment whose tries ran
+	// out and booted the previous one; the failed image was recorded and the
+	// fallback made permanent.
+	BootFallback ID = "c1f9c820cda468f9f13cc98a229bc587"
+	// BootBlessed: a deployment on trial passed its health checks; the boot
+	// loader counts no more tries for it.
+	BootBlessed ID = "9f0bb25a81fa176f1df995ceeb2d5bd8"
+	// BootRedReboot: the boot is RED and its deployment is on trial: the host
+	// reboots for the next try, or for the fallback.
+	BootRedReboot ID = "7f8c53f71f2045d7f8f82a45abea296a"
+	// BootRedStayUp: the boot is RED with nothing to fall back to (no trial
+	// under way: steady state, first boot, fallback boot); the host stays up.
+	BootRedStayUp ID = "74279b412b762729a373738aed9895f1"
 )
 
 // Priority is a syslog priority (PRIORITY field), most severe first.

@@ -36,6 +36,7 @@ func TestIDsAreValidAndDistinct(t *testing.T) {
 		"Stage": Stage, "Switch": Switch, "Rollback": Rollback, "Finalize": Finalize,
 		"FinalizeFailed": FinalizeFailed, "Fetch": Fetch, "BoundImages": BoundImages, "Cleanup": Cleanup,
 		"HealthCheck": HealthCheck, "HealthGreen": HealthGreen, "HealthRed": HealthRed,
+		"BootFallback": BootFallback, "BootBlessed": BootBlessed, "BootRedReboot": BootRedReboot, "BootRedStayUp": BootRedStayUp,
 	}
 	seen := map[ID]string{}
 	for name, id := range ids {

@@ -136,6 +136,12 @@ func (r Root) CachedUpdate(stateroot string) string {
 	return filepath.Join(r.State(stateroot), "cached-update.json")
 }
 
+// FailedImages lists the images of the stateroot whose deployment the boot loader fell back
+// from, so that updates do not stage them again; it outlives their deployments.
+func (r Root) FailedImages(stateroot string) string {
+	return filepath.Join(r.State(stateroot), "failed-images.json")
+}
+
 // BoundStorage is the container storage for logically bound images.
 func (r Root) BoundStorage() string { return filepath.Join(r.Bootc(), "storage") }
 

@@ -81,6 +81,7 @@ func TestPaths(t *testing.T) {
 		r.Health():                           "/run/bootc/health.json",
 		r.DeploymentHealth("default", "x.0"): "/sysroot/bootc/state/default/x.0/health.json",
 		r.CleanupPending():                   "/sysroot/bootc/cleanup-pending",
+		r.FailedImages("default"):            "/sysroot/bootc/state/default/failed-images.json",
 		r.PristineEtc("default", "x.0"):      "/sysroot/bootc/deploy/default/x.0/usr/etc",
 		r.DeploymentState("default", "x.0"):  "/sysroot/bootc/state/default/x.0",
 		r.Deploys():                          "/sysroot/bootc/deploy",

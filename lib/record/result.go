@@ -36,6 +36,9 @@ type StageResult struct {
 	// discarded because the booted image was asked for again.
 	Replaced string `json:"replaced,omitempty"`
 	Unstaged string `json:"unstaged,omitempty"`
+	// Failed is the record of the image's earlier failure, with FailedBefore, or when it was
+	// staged all the same.
+	Failed *FailedImage `json:"failed,omitempty"`
 	// Armed: bootc-finalize.service was started.
 	Armed   bool     `json:"armed"`
 	GC      *StageGC `json:"gc,omitempty"`
@@ -54,6 +57,9 @@ const (
 	AlreadyStaged StageReason = "already-staged"
 	// AlreadyBooted: the image is the booted deployment's.
 	AlreadyBooted StageReason = "already-booted"
+	// FailedBefore: a deployment of the image failed to boot in this stateroot (the result's
+	// Failed says when and why); `--allow-failed` stages it all the same.
+	FailedBefore StageReason = "failed-before"
 )
 
 // StageGC is what the collection after a stage removed.

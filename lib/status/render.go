@@ -33,8 +33,91 @@ func Human(w io.Writer, h *host.Host, verbose bool) error {
 	for i := range st.OtherDeployments {
 		add("   Other", &st.OtherDeployments[i], false)
 	}
+	if notes := assessmentNotes(st, verbose); notes != "" {
+		blocks = append(blocks, notes)
+	}
 	_, err := io.WriteString(w, strings.Join(blocks, "\n"))
 	return err
+}
+
+// assessmentNotes tells what boot assessment found, a line each: this boot's health, loudly
+// when RED, and the updates that failed to boot (which are not staged again). Verbose output
+// adds the failing check's last lines.
+func assessmentNotes(st host.HostStatus, verbose bool) string {
+	var b strings.Builder
+	lastLines := func(lines []string) {
+		if verbose {
+			for _, l := range lines {
+				fmt.Fprintf(&b, "    | %s\n", l)
+			}
+		}
+	}
+	if h := st.Health; h != nil {
+		switch {
+		case h.Verdict == host.HealthGreen:
+			fmt.Fprintf(&b, "Boot health: GREEN (checked at %s)\n", formatTime(h.Time))
+		case h.FailedCheck != "":
+			line := fmt.Sprintf("Boot health: %s — required check %s failed", h.Verdict, h.FailedCheck)
+			if h.Reason != "" {
+				line += " (" + h.Reason + ")"
+			}
+			b.WriteString(withLastLine(line, h.LastLines) + "\n")
+			lastLines(h.LastLines)
+		default:
+			fmt.Fprintf(&b, "Boot health: %s (checked at %s)\n", h.Verdict, formatTime(h.Time))
+		}
+	}
+	for _, f := range st.FailedUpdates {
+		name := f.Image
+		if name == "" {
+			name = f.Deployment
+		}
+		why := f.Reason
+		if f.Check != "" && !strings.Contains(why, f.Check) {
+			why = strings.TrimPrefix(why+" (check "+f.Check+")", " ")
+		}
+		line := fmt.Sprintf("Failed update: %s (%s) failed at %s: %s", name, shortDigest(f.Digest), formatTime(f.Time), why)
+		b.WriteString(withLastLine(line, f.LastLines) + "\n")
+		lastLines(f.LastLines)
+	}
+	if len(st.FailedUpdates) > 0 {
+		b.WriteString("Updates to a failed image are not staged again; --allow-failed stages one all the same.\n")
+	}
+	return b.String()
+}
+
+// withLastLine ends line with the last line of a check's output, unless line says it already.
+func withLastLine(line string, lines []string) string {
+	if len(lines) == 0 {
+		return line
+	}
+	last := lines[len(lines)-1]
+	if last == "" || strings.Contains(line, last) {
+		return line
+	}
+	return line + ": " + last
+}
+
+// shortDigest is a digest as people compare them: its algorithm and first 12 hex digits.
+func shortDigest(d string) string {
+	algo, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) <= 12 {
+		return d
+	}
+	return algo + ":" + hex[:12]
+}
+
+// bootCountText is an entry's place in boot counting, in words.
+func bootCountText(c *host.BootCount) string {
+	switch {
+	case c.State == host.BootCountBad:
+		return "bad: out of tries, the boot loader boots another entry"
+	case c.TriesLeft == 0:
+		return "on trial, last try"
+	case c.TriesLeft == 1:
+		return "on trial, 1 try left"
+	}
+	return fmt.Sprintf("on trial, %d tries left", c.TriesLeft)
 }
 
 func renderEntry(prefix string, e *host.BootEntry, booted bool, overlay *host.FilesystemOverlay, verbose bool) string {
@@ -88,6 +171,9 @@ func renderEntry(prefix string, e *host.BootEntry, booted bool, overlay *host.Fi
 	}
 	if e.Pinned {
 		row("Pinned", "yes")
+	}
+	if e.BootCount != nil {
+		row("Boot counting", "%s", bootCountText(e.BootCount))
 	}
 	if booted && overlay != nil {
 		row("/usr overlay", "%s", overlayText(overlay))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"gobootc.dev/lib/assess"
 	"gobootc.dev/lib/blockdev"
 	"gobootc.dev/lib/bls"
 	"gobootc.dev/lib/bootcount"
@@ -25,6 +26,13 @@ type Options struct {
 	Cmdline string
 	// BootedOnly drops the staged and rollback slots (`status --booted`).
 	BootedOnly bool
+	// EFIVars is the directory of EFI variables, where systemd-boot leaves word that it booted
+	// (boot counting then reads entry names, not grubenv); empty means $BOOTC_EFIVARS_DIR, else
+	// the kernel's.
+	EFIVars string
+	// BootID is this boot's id, which a health record must carry to be this boot's verdict;
+	// empty reads the kernel's.
+	BootID string
 }
 
 // Deployment is a deployment together with where it sits in the boot order.
@@ -199,7 +207,16 @@ func (s *State) Host(opts Options) (*host.Host, error) {
 		return h, nil
 	}
 	r := opts.Root
-	booted := s.entry(s.Booted)
+	// Counting is a refinement: boot entries or a grubenv that cannot be read leave it out
+	// rather than fail the whole document.
+	count, err := assess.Load(assess.Options{Root: r, Stateroot: s.Booted.Stateroot, ID: s.Booted.ID, EFIVars: opts.EFIVars})
+	if err != nil {
+		count = &assess.State{}
+	}
+	entry := func(d *Deployment) *host.BootEntry {
+		return &host.BootEntry{Image: d.Image.Status(), Pinned: d.Pinned, BootCount: count.Count(d.Stateroot, d.ID)}
+	}
+	booted := entry(s.Booted)
 	if c, err := record.ReadCachedUpdate(r, s.Booted.Stateroot); err == nil {
 		if sameSource(c.Image.Ref, s.Booted.Image.Ref) {
 			booted.CachedUpdate = c.Image.Status()
@@ -212,18 +229,18 @@ func (s *State) Host(opts Options) (*host.Host, error) {
 	h.Status.Type = &t
 	if !opts.BootedOnly {
 		if s.Staged != nil {
-			h.Status.Staged = s.entry(s.Staged)
+			h.Status.Staged = entry(s.Staged)
 			h.Status.Staged.DownloadOnly = s.StagedRec.DownloadOnly
 			h.Status.Staged.SoftRebootCapable = softRebootCapable(r, s.Booted, s.Staged)
 		}
 		if s.Rollback != nil {
-			h.Status.Rollback = s.entry(s.Rollback)
+			h.Status.Rollback = entry(s.Rollback)
 			h.Status.Rollback.SoftRebootCapable = softRebootCapable(r, s.Booted, s.Rollback)
 		}
 		h.Status.RollbackQueued = s.RollbackQueued()
 	}
 	for _, d := range s.Others {
-		h.Status.OtherDeployments = append(h.Status.OtherDeployments, *s.entry(d))
+		h.Status.OtherDeployments = append(h.Status.OtherDeployments, *entry(d))
 	}
 	if h.Status.RollbackQueued {
 		h.Spec.BootOrder = host.BootOrderRollback
@@ -240,11 +257,13 @@ func (s *State) Host(opts Options) (*host.Host, error) {
 	} else if !errors.Is(err, record.ErrNotFound) {
 		return nil, err
 	}
+	if h.Status.Health, err = bootHealth(opts, s.Booted); err != nil {
+		return nil, err
+	}
+	if h.Status.FailedUpdates, err = failedUpdates(r, s.Booted.Stateroot); err != nil {
+		return nil, err
+	}
 	return h, nil
-}
-
-func (s *State) entry(d *Deployment) *host.BootEntry {
-	return &host.BootEntry{Image: d.Image.Status(), Pinned: d.Pinned}
 }
 
 func sameSource(a, b host.ImageReference) bool {

@@ -57,10 +57,13 @@ func prepareImages(t *testing.T) *lifecycle.Env {
 // it under QEMU, upgrades to v2 from a registry, checks that local /etc changes stay, v2's
 // /etc default and kargs.d arguments arrive and /var persists, rolls back, and cuts the power
 // at the finalize steps of lifecycle.DefaultCuts (finalize blocks there and signals the host),
-// checking after each cut which deployment boots, and that an upgrade then runs through: with
-// GRUB under SeaBIOS and systemd-boot under OVMF. Every boot must leave no failed unit.
+// checking after each cut which deployment boots, and that an upgrade then runs through, then
+// applies two bad updates (a required health check fails; the kernel panics) that must fall
+// back by themselves in the tries + 1 boots: with GRUB under SeaBIOS and systemd-boot under
+// OVMF. Every boot that stays up must leave no failed unit. Each variant's recovery.json (in
+// its artifacts) has the boots and seconds each bad update took to heal.
 // BOOTC_LIFECYCLE_BOOTLOADERS (comma-separated) picks the variants; BOOTC_LIFECYCLE_POWER_CUT=0
-// leaves the power cuts out.
+// leaves the power cuts out, BOOTC_LIFECYCLE_BAD_UPDATES=0 the bad updates.
 func TestLifecycle(t *testing.T) {
 	requireVMTests(t)
 	start := time.Now()
@@ -80,6 +83,7 @@ func TestLifecycle(t *testing.T) {
 				Artifacts:      art,
 				Work:           t.TempDir(),
 				PowerCut:       os.Getenv("BOOTC_LIFECYCLE_POWER_CUT") != "0",
+				BadUpdates:     os.Getenv("BOOTC_LIFECYCLE_BAD_UPDATES") != "0",
 				Narrator:       testNarrator{t},
 				ValidateStatus: spectest.ValidateHost,
 			})
@@ -94,6 +98,9 @@ func TestLifecycle(t *testing.T) {
 				if rep.PowerCut != "" {
 					t.Logf("power cut: %s", rep.PowerCut)
 					line += "; power cut " + rep.PowerCut
+				}
+				for _, rc := range rep.Recoveries {
+					line += fmt.Sprintf("; bad update %s healed in %d boots (target %d), %s", rc.Image, rc.Boots, rc.Target, rc.Took.Round(time.Second))
 				}
 				summary = append(summary, line)
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"gobootc.dev/lib/assess"
+	"gobootc.dev/lib/assess/assesstest"
 	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/health"
 	"gobootc.dev/lib/record"
@@ -21,17 +23,23 @@ func TestMain(m *testing.M) { sysroottest.MainWithTools(m, &bin, "bootc-health")
 
 // host is a physical root booted into deployment aaaa.0, and the root its checks are read from.
 type host struct {
-	*sysroottest.Sysroot
+	*assesstest.Host
 	root string // the checks' root: /usr/lib/greenboot, /etc/greenboot, run/motd.d …
 	out  string // a directory the hooks write to
 }
 
+// newHost is a GRUB host booted into aaaa.0, its one deployment.
 func newHost(t *testing.T) *host {
+	return newLoaderHost(t, assess.GRUB)
+}
+
+func newLoaderHost(t *testing.T, loader assess.Loader) *host {
 	envtest.NeedTool(t, "bash")
-	s := sysroottest.New(t)
-	s.Deploy("aaaa.0", "1")
-	s.Boot("aaaa.0")
-	return &host{Sysroot: s, root: t.TempDir(), out: t.TempDir()}
+	h := &host{Host: assesstest.New(t, loader), root: t.TempDir(), out: t.TempDir()}
+	h.Deploy("aaaa.0", "1")
+	h.WriteSet(0, "aaaa.0")
+	h.PowerOn("")
+	return h
 }
 
 func (h *host) file(t *testing.T, rel string, mode os.FileMode, content string) {
@@ -52,7 +60,7 @@ func (h *host) run(t *testing.T, env []string, wrap []string, args ...string) (s
 	argv := append(append(wrap, filepath.Join(bin, "bootc-health")), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append([]string{"BOOTC_SYSROOT=" + h.Root.Phys, "BOOTC_RUN_DIR=" + h.Root.Run,
-		"BOOTC_CMDLINE=/nonexistent", "PATH=/usr/bin:/bin", "OUT=" + h.out}, env...)
+		"BOOTC_CMDLINE=/nonexistent", "BOOTC_EFIVARS_DIR=" + h.EFIVars, "PATH=/usr/bin:/bin", "OUT=" + h.out}, env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -111,6 +119,19 @@ func TestCheckGreen(t *testing.T) {
 	if got := readFile(t, filepath.Join(h.root, health.MOTDPath)); got != "Script '20_flaky.sh' FAILURE (exit code '1'). Continuing...\nBoot Status is GREEN - Health Check SUCCESS\n" {
 		t.Errorf("login message %q", got)
 	}
+	if _, err := os.Stat(filepath.Join(h.out, "verdict-seen-by-50_green.sh")); err == nil {
+		t.Error("check ran the green hook: that is bless's")
+	}
+	// boot-complete.target is reached: bless runs the green hooks. No trial: nothing to bless in
+	// the entries.
+	stdout, stderr, code = h.run(t, nil, nil, "bless", "--root", h.root)
+	if code != 0 || strings.Contains(stdout, "Blessed") {
+		t.Fatalf("bless: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	rec, err = record.ReadHealth(h.Root.Health())
+	if err != nil || rec.Assessment == nil || rec.Assessment.Action != "blessed" || rec.Assessment.TriesLeft != nil {
+		t.Errorf("record after bless %+v, %v", rec, err)
+	}
 	if got := readFile(t, filepath.Join(h.out, "verdict-seen-by-50_green.sh")); got != "GREEN\n" {
 		t.Errorf("green hook saw %q", got)
 	}
@@ -154,6 +175,25 @@ func TestCheckRed(t *testing.T) {
 	if err != nil || kept.Failed != rec.Failed || kept.Finished != rec.Finished {
 		t.Errorf("kept record %+v, %v", kept, err)
 	}
+	if _, err := os.Stat(filepath.Join(h.out, "verdict-seen-by-10_red.sh")); err == nil {
+		t.Error("check ran a red hook: that is red's")
+	}
+	// redboot.target: red runs the hooks and, with no update on trial, does not reboot.
+	stdout, stderr, code = h.run(t, nil, nil, "red", "--root", h.root, "--reboot-command", "touch "+filepath.Join(h.out, "rebooted"))
+	if code != 0 {
+		t.Fatalf("red: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	const stayUp = "SYSTEM is UNHEALTHY, but a reboot would not help: deployment default/aaaa.0 is not on trial, so a reboot would boot it again. Manual intervention necessary.\n"
+	if !strings.Contains(stdout, stayUp) {
+		t.Errorf("red stdout:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(h.out, "rebooted")); err == nil {
+		t.Error("red rebooted a host with no update on trial")
+	}
+	rec, err = record.ReadHealth(h.Root.Health())
+	if err != nil || rec.Assessment == nil || rec.Assessment.Action != "stay-up" || rec.Assessment.TriesLeft != nil {
+		t.Errorf("record after red %+v, %v", rec, err)
+	}
 	for _, hook := range []string{"10_red.sh", "20_failing_hook"} {
 		if got := readFile(t, filepath.Join(h.out, "verdict-seen-by-"+hook)); got != "RED\n" {
 			t.Errorf("%s saw %q", hook, got)
@@ -168,6 +208,7 @@ func TestCheckRed(t *testing.T) {
 		"Failed check: /etc/greenboot/check/required.d/10_failing_check.sh (exit code '1') at ",
 		"Deployment: default/aaaa.0 (" + sysroottest.Digest('a') + ")\n",
 		"    app.service is not running\n",
+		stayUp,
 	} {
 		if !strings.Contains(motd, want) {
 			t.Errorf("login message lacks %q:\n%s", want, motd)

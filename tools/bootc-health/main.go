@@ -1,5 +1,7 @@
-// Command bootc-health assesses a boot: it runs the health checks, greenboot's and bootc's own,
-// decides GREEN or RED, records why, and runs the green.d or red.d hooks.
+// Command bootc-health assesses a boot: it makes a fallback from a failed update permanent, runs
+// the health checks, greenboot's and bootc's own, decides GREEN or RED and records why; then it
+// blesses a GREEN boot (the boot loader counts no more tries) and runs green.d, or runs red.d
+// after a RED one and reboots while the deployment is on trial.
 package main
 
 import (

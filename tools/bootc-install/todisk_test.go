@@ -128,7 +128,7 @@ func TestToDiskLoopback(t *testing.T) {
 					}
 				}
 				entry := mtools(t, "mtype", espDev, "::/loader/entries/bootc-default-"+d.ID+".conf")
-				if !strings.Contains(entry, "options "+wantKargs+" bootc.deployment=default/"+d.ID) {
+				if !strings.Contains(entry, "options "+wantKargs+" panic=10 bootc.deployment=default/"+d.ID) {
 					t.Errorf("ESP entry:\n%s", entry)
 				}
 				if !in.bc.FAT || !in.bc.BootSeparate || in.bc.FSUUID != espUUID {

@@ -17,6 +17,7 @@ var stageFlags = map[string]string{
 	"--download-only":        "staged but not applied at shutdown",
 	"--karg":                 "kernel arguments added if missing",
 	"--no-arm":               "bootc-finalize.service is not started",
+	"--allow-failed":         "an image that failed to boot here before is staged instead of refused",
 	"--result":               "JSON outcome written to this file",
 	"--reboot-required-file": "where the reboot-required notice is written",
 	"--lock-wait":            "how long another operation's lock is waited for",

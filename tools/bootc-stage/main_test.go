@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gobootc.dev/lib/cli"
 	dt "gobootc.dev/lib/deploy/deploytest"
@@ -522,5 +523,60 @@ func TestBoundImagesRemovedAfterStage(t *testing.T) {
 	}
 	if !strings.Contains(o.stdout, "Removed bound image") || !strings.Contains(o.stdout, "localhost/nobody:1") || o.res.BoundImagesError != "" {
 		t.Errorf("stdout %q, result %+v", o.stdout, o.res)
+	}
+}
+
+// An image whose deployment failed to boot here is not staged again: the outcome says so, with
+// success, so that the update timer's unit does not fail; --allow-failed stages it.
+func TestFailedImageRefused(t *testing.T) {
+	e := newEnv(t)
+	id1 := bootV1(t, e, dt.OS("k1", "i1"))
+	v3 := dt.Fetch(t, e.r, "3", dt.OS("k3", "i3"))
+	staged := e.mustStage(t, "--image", v3.ManifestDigest)
+	os.Remove(e.reboot)
+	// Fetched after that stage, whose collection removes images no deployment uses.
+	v2 := dt.Fetch(t, e.r, "2", dt.OS("k2", "i2"))
+	failedAt := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const check = "/etc/greenboot/check/required.d/10-app.sh"
+	if err := record.AddFailedImage(e.r, sr, record.FailedImage{ManifestDigest: v2.ManifestDigest, Image: dt.Ref,
+		ID: "gone.0", Time: failedAt, Reason: "required health check failed: exit code '1'", Check: check,
+		LastLines: []string{"app not ready"}, Tries: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	o := e.mustStage(t, "--image", v2.ManifestDigest)
+	if o.res.Staged || o.res.Reason != "failed-before" || o.res.Failed == nil || o.res.Failed.ID != "gone.0" || o.res.Failed.Check != check {
+		t.Errorf("result %+v", o.res)
+	}
+	line := "Not staging " + v2.ManifestDigest + ": it failed to boot here at 2026-03-01T10:00:00Z: required health check failed: exit code '1' (check " + check + "). Use --allow-failed to stage it all the same.\n"
+	if o.stdout != line {
+		t.Errorf("stdout:\n got %q\nwant %q", o.stdout, line)
+	}
+	// Nothing changed: the deployment staged before stays staged.
+	if s := e.staged(t); s.ID != staged.res.ID {
+		t.Errorf("staged %s, want %s still", s.ID, staged.res.ID)
+	}
+	if ids := e.deployments(t); strings.Join(ids, " ") != id1+" "+staged.res.ID {
+		t.Errorf("deployments %v", ids)
+	}
+	if exists(e.reboot) || strings.Contains(o.log, "Staged deployment") {
+		t.Error("a refused image was announced")
+	}
+
+	// Another stateroot's failure does not count here.
+	if err := record.AddFailedImage(e.r, "other", record.FailedImage{ManifestDigest: v3.ManifestDigest, Time: failedAt, Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if o := e.mustStage(t, "--image", v3.ManifestDigest); o.res.Reason != "already-staged" {
+		t.Errorf("image failed in another stateroot: %+v", o.res)
+	}
+
+	o = e.mustStage(t, "--image", v2.ManifestDigest, "--allow-failed")
+	if !o.res.Staged || o.res.Failed == nil || o.res.Replaced != staged.res.ID || e.staged(t).ID != o.res.ID {
+		t.Errorf("with --allow-failed: result %+v", o.res)
+	}
+	if !strings.HasPrefix(o.stdout, "Staging "+v2.ManifestDigest+" although it failed to boot here at 2026-03-01T10:00:00Z: ") ||
+		!strings.Contains(o.stdout, "Queued for next boot: ") {
+		t.Errorf("stdout %q", o.stdout)
 	}
 }

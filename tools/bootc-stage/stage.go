@@ -37,6 +37,7 @@ type CLI struct {
 	DownloadOnly bool          `help:"Stage without applying at shutdown, until 'bootc upgrade --from-downloaded'."`
 	Karg         []string      `help:"Kernel argument to add if missing (repeatable); on a first deployment, the starting command line." sep:"none" placeholder:"KEY[=VALUE]"`
 	NoArm        bool          `help:"Do not start bootc-finalize.service, which finalizes the staged deployment at shutdown."`
+	AllowFailed  bool          `help:"Stage the image even if a deployment of it failed to boot here before (without it such an image is not staged, and the command still succeeds)."`
 	Result       string        `help:"Also write the outcome as JSON to this file." placeholder:"FILE"`
 	Cmdline      string        `help:"Kernel command line to read the booted deployment from." default:"/proc/cmdline" env:"BOOTC_CMDLINE" hidden:""`
 	RebootFile   string        `name:"reboot-required-file" help:"File announcing that a reboot is required." default:"/run/reboot-required" env:"BOOTC_REBOOT_REQUIRED" hidden:""`
@@ -47,11 +48,12 @@ type CLI struct {
 type Result = record.StageResult
 
 // Run stages the image. Step order: lock; compare with the staged and booted deployments
-// (staging either again changes nothing); build the deployment (lib/deploy); store the bound
-// images it declares (bootc-bound-images), so they are there when it boots; write the staged
-// record; start the finalize unit; announce (status stamp, reboot-required, journal); collect
-// garbage (lib/cleanup), which also removes the deployment this one replaced, then the bound
-// images that only deployments no longer kept declared.
+// (staging either again changes nothing); refuse an image that failed to boot here before,
+// unless --allow-failed; build the deployment (lib/deploy); store the bound images it declares
+// (bootc-bound-images), so they are there when it boots; write the staged record; start the
+// finalize unit; announce (status stamp, reboot-required, journal); collect garbage
+// (lib/cleanup), which also removes the deployment this one replaced, then the bound images
+// that only deployments no longer kept declared.
 func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 	if err := c.checkFlags(); err != nil {
 		return nil, err
@@ -88,6 +90,12 @@ func (c *CLI) Run(ctx context.Context, out, errOut io.Writer) (*Result, error) {
 		return c.alreadyBooted(ctx, r, l, res, prev, out, errOut)
 	}
 
+	if refused, err := c.checkFailed(r, res, out); err != nil {
+		return nil, err
+	} else if refused {
+		return res, nil
+	}
+
 	d, err := c.build(ctx, r, st)
 	if err != nil {
 		return nil, err
@@ -117,6 +125,25 @@ func (c *CLI) checkFlags() error {
 		return fmt.Errorf("--stateroot: %w", err)
 	}
 	return nil
+}
+
+// checkFailed refuses an image a deployment of which failed to boot in the stateroot, unless
+// --allow-failed: staging it again would have the host try it, fail and fall back again, on
+// every run of the update timer. The refusal is an outcome, not an error, so the timer's unit
+// does not fail over it.
+func (c *CLI) checkFailed(r layout.Root, res *Result, out io.Writer) (refused bool, err error) {
+	fi, err := record.LookupFailedImage(r, c.Stateroot, c.Image)
+	if err != nil || fi == nil {
+		return false, err
+	}
+	res.Failed = fi
+	if c.AllowFailed {
+		fmt.Fprintf(out, "Staging %s although it %s.\n", c.Image, fi.Summary())
+		return false, nil
+	}
+	res.Reason = record.FailedBefore
+	fmt.Fprintf(out, "Not staging %s: it %s. Use --allow-failed to stage it all the same.\n", c.Image, fi.Summary())
+	return true, nil
 }
 
 // readState reads the record of the fetched image and the host's current state.

@@ -24,6 +24,7 @@ var frontFlags = map[string]string{
 	"upgrade --soft-reboot":     cli.NotSupported,
 	"upgrade --tag":             "bootc-fetch --tag: the tracked image with another tag",
 	"upgrade --progress-fd":     "bootc-fetch --progress-fd: JSON Lines progress on that descriptor",
+	"upgrade --allow-failed":    "bootc-stage --allow-failed: an image that failed to boot here is staged",
 
 	"switch --sysroot":                     "physical root checked, locked and handed to bootc-fetch and bootc-stage",
 	"switch --run-dir":                     "per-boot state directory handed to bootc-fetch and bootc-stage",
@@ -37,6 +38,7 @@ var frontFlags = map[string]string{
 	"switch --no-signature-verification":   "the default (no verification); refused with --enforce-container-sigpolicy",
 	"switch --mutate-in-place":             cli.NotSupported,
 	"switch --progress-fd":                 "bootc-fetch --progress-fd: JSON Lines progress on that descriptor",
+	"switch --allow-failed":                "bootc-stage --allow-failed: an image that failed to boot here is staged",
 
 	"rollback --sysroot":     "physical root whose boot entries are rewritten",
 	"rollback --run-dir":     "per-boot state directory: the staged deployment discarded",

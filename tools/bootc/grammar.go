@@ -44,6 +44,7 @@ type UpgradeCmd struct {
 	FromDownloaded bool   `help:"Apply a download-only staged deployment without fetching again." xor:"downloaded,downloaded-tag"`
 	SoftReboot     string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 	Tag            string `help:"Upgrade to this tag of the tracked image." xor:"downloaded-tag"`
+	AllowFailed    bool   `help:"Stage the update even if it failed to boot here before (without it, such an image is not staged)."`
 	ProgressFD     int    `help:"Write JSON Lines progress events to this file descriptor." name:"progress-fd" hidden:"" default:"-1"`
 }
 
@@ -55,6 +56,7 @@ type SwitchCmd struct {
 	SoftReboot                string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
 	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify." xor:"signature"`
+	AllowFailed               bool   `help:"Stage the image even if it failed to boot here before (without it, such an image is not staged)."`
 	// Retain is accepted because management agents pass it on every switch; Run warns that it
 	// is not implemented yet.
 	Retain bool `help:"Keep the previously tracked image's data (not implemented yet: warns and continues)."`

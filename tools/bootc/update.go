@@ -15,6 +15,7 @@ import (
 	"gobootc.dev/lib/lock"
 	"gobootc.dev/lib/mountns"
 	"gobootc.dev/lib/record"
+	"gobootc.dev/lib/status"
 )
 
 // update is one fetch-and-stage run: the front holds the writer lock for the whole of it and
@@ -94,14 +95,37 @@ func (u *update) fetch(args ...string) (*record.FetchResult, error) {
 	return res, u.step("bootc-fetch", res, args...)
 }
 
-// stage runs bootc-stage for a fetched manifest digest.
-func (u *update) stage(digest string, downloadOnly bool) (*record.StageResult, error) {
+// stage runs bootc-stage for a fetched manifest digest. An image that failed to boot here
+// before is not staged without allowFailed; bootc-stage says so on the output, and the result
+// has nothing staged, so --apply does not reboot.
+func (u *update) stage(digest string, downloadOnly, allowFailed bool) (*record.StageResult, error) {
 	args := []string{"--image", digest}
 	if downloadOnly {
 		args = append(args, "--download-only")
 	}
+	if allowFailed {
+		args = append(args, "--allow-failed")
+	}
 	res := &record.StageResult{}
 	return res, u.step("bootc-stage", res, args...)
+}
+
+// noteFailed tells, after an update check, that the update is an image that failed to boot
+// here: upgrade will not stage it without --allow-failed.
+func (u *update) noteFailed(digest string) error {
+	stateroot, _, err := status.BootedID(u.r, u.top.Cmdline)
+	if errors.Is(err, record.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fi, err := record.LookupFailedImage(u.r, stateroot, digest)
+	if err != nil || fi == nil {
+		return err
+	}
+	fmt.Fprintf(u.e.stdout, "Note: this image %s. It is not staged without --allow-failed.\n", fi.Summary())
+	return nil
 }
 
 // Run is `bootc upgrade`: fetch the tracked image (or just check it), stage it, and with --apply
@@ -117,8 +141,11 @@ func (c *UpgradeCmd) Run(top *CLI, e *env) error {
 		if c.Tag != "" {
 			args = append(args, "--tag", c.Tag)
 		}
-		_, err := u.fetch(args...)
-		return err
+		f, err := u.fetch(args...)
+		if err != nil || !f.Changed {
+			return err
+		}
+		return u.noteFailed(f.ManifestDigest)
 	}
 	staged, err := record.ReadStaged(u.r)
 	if err != nil && !errors.Is(err, record.ErrNotFound) {
@@ -132,7 +159,7 @@ func (c *UpgradeCmd) Run(top *CLI, e *env) error {
 		if err != nil {
 			return err
 		}
-		if _, err := u.stage(d.Image.ManifestDigest, false); err != nil {
+		if _, err := u.stage(d.Image.ManifestDigest, false, c.AllowFailed); err != nil {
 			return err
 		}
 		return c.applyIfAsked(true)
@@ -149,7 +176,7 @@ func (c *UpgradeCmd) Run(top *CLI, e *env) error {
 		fmt.Fprintln(e.stdout, "No update available.")
 		return nil
 	}
-	s, err := u.stage(f.ManifestDigest, c.DownloadOnly)
+	s, err := u.stage(f.ManifestDigest, c.DownloadOnly, c.AllowFailed)
 	if err != nil {
 		return err
 	}
@@ -186,9 +213,12 @@ func (c *SwitchCmd) Run(top *CLI, e *env) error {
 	if err != nil {
 		return err
 	}
-	s, err := u.stage(f.ManifestDigest, false)
+	s, err := u.stage(f.ManifestDigest, false, c.AllowFailed)
 	if err != nil {
 		return err
+	}
+	if s.Reason == record.FailedBefore {
+		return nil // nothing switched; bootc-stage said why
 	}
 	journal.Send(journal.Switch, journal.Info, fmt.Sprintf("Switching to %s (%s)", ref.Display(), f.ManifestDigest),
 		map[string]string{"IMAGE": ref.Display(), "DEPLOYMENT": s.ID})

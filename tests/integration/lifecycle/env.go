@@ -37,7 +37,7 @@ const TargetImage = GuestRegistry + "/" + Repository + ":latest"
 
 // SampleTags are the sample images images/build.sh makes; each has its version in
 // /usr/share/bootc-sample/version and as its version label.
-var SampleTags = []string{"v1", "v2", "v3", "v4", "v5"}
+var SampleTags = []string{"v1", "v2", "v3", "v4", "v5", "v6", "v7"}
 
 // The application images v3 binds (v4 and v5 bind app-a only), as the guest names them:
 // GuestRegistry/bound/<app>:1, built as localhost/bootc-bound-app:a and :b.
@@ -79,6 +79,7 @@ type Env struct {
 	repo        string
 	registryDir string
 	n           Narrator
+	images      Images
 	// Build is how long images/build.sh took (cached builds take seconds).
 	Build time.Duration
 }
@@ -87,9 +88,10 @@ type Env struct {
 type Images string
 
 const (
-	// LifecycleImages are v1 and v2, all that Run needs.
+	// LifecycleImages are v1 and v2, all that Run needs without BadUpdates.
 	LifecycleImages Images = "v2"
-	// AllImages add v3 to v5 and the application images they bind, which RunUpdates needs.
+	// AllImages add v3 to v5 and the application images they bind, which RunUpdates needs,
+	// and the bad updates v6 and v7 of Run's BadUpdates.
 	AllImages Images = "all"
 )
 
@@ -102,7 +104,7 @@ func Prepare(ctx context.Context, repo, work string, n Narrator) (*Env, error) {
 
 // PrepareImages is Prepare for the chosen images only.
 func PrepareImages(ctx context.Context, repo, work string, images Images, n Narrator) (*Env, error) {
-	e := &Env{repo: repo, registryDir: filepath.Join(work, "registry"), n: n}
+	e := &Env{repo: repo, registryDir: filepath.Join(work, "registry"), n: n, images: images}
 	tags, apps := SampleTags, BoundApps
 	about := "images/build.sh builds localhost/bootc-sample:v1 (Debian trixie, kernel, podman, the bootc tools and " +
 		"what install needs) and v2 (v1 with a changed /etc default, a new file in /usr and one more " +
@@ -112,7 +114,8 @@ func PrepareImages(ctx context.Context, repo, work string, images Images, n Narr
 		tags, apps = SampleTags[:2], nil
 		about += "."
 	case AllImages:
-		about += ", v3 to v5 (v2 binding application images) and those application images."
+		about += ", v3 to v5 (v2 binding application images), those application images, and two bad " +
+			"updates: v6 (a required health check fails) and v7 (the kernel panics)."
 	default:
 		return nil, fmt.Errorf("lifecycle: images %q: want %q or %q", images, LifecycleImages, AllImages)
 	}

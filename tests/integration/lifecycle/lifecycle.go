@@ -37,6 +37,9 @@ type Options struct {
 	// ValidateStatus checks a `bootc status --json` document against the published schema; nil
 	// skips the check.
 	ValidateStatus func([]byte) error
+	// BadUpdates adds, at the end, the updates that must heal by themselves (BadImages); the
+	// images must have been prepared with AllImages.
+	BadUpdates bool
 }
 
 // Boot is one boot of the machine.
@@ -58,6 +61,8 @@ type Report struct {
 	Timings []Timing
 	// PowerCut says where each cut landed and what booted after it.
 	PowerCut string
+	// Recoveries are the bad updates' boots and times until the host was back (BadUpdates).
+	Recoveries []Recovery
 }
 
 // abort carries a fatal error out of the steps: each step then reads as a list of checks
@@ -107,19 +112,27 @@ func (r *run) timed(name string, f func()) {
 	r.n.Logf("%s took %s", name, took.Round(time.Second))
 }
 
-// Run installs v1 from inside its container to a disk image, boots it, upgrades to v2,
-// reboots, rolls back, and (with PowerCut) cuts the power during finalize at each of
-// Options.Cuts and updates again.
+// Run installs v1 from inside its container to a disk image, boots it, upgrades to v2 (which
+// must be blessed after its trial boot), reboots, rolls back, (with PowerCut) cuts the power
+// during finalize at each of Options.Cuts and updates again, and (with BadUpdates) applies
+// each of BadImages, which must fall back by themselves.
 // Checks that fail are reported to the narrator as they happen; the returned error is the
 // first one that stopped the run, or ErrChecksFailed.
 func (e *Env) Run(ctx context.Context, o Options) (rep *Report, err error) {
+	if o.BadUpdates && e.images != AllImages {
+		return nil, fmt.Errorf("lifecycle: Options.BadUpdates needs the images of %q, not %q", AllImages, e.images)
+	}
 	return e.drive(ctx, o, func(r *run) {
 		r.install()
 		r.firstBoot()
 		r.upgrade()
+		r.blessed()
 		r.rollback()
 		if r.o.PowerCut {
 			r.powerCuts()
+		}
+		if r.o.BadUpdates {
+			r.badUpdates()
 		}
 	})
 }

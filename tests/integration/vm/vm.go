@@ -1,8 +1,9 @@
 // Package vm runs one QEMU virtual machine at a time for the integration tests: direct kernel,
-// SeaBIOS or OVMF boot, the serial console of every boot kept in a log file, a network that
-// reaches nothing, the guest agent to run commands in the guest, and a QMP monitor through
-// which a test can plug USB sticks in and out of the running machine (Config.USB, AttachUSB),
-// and virtio-serial ports through which the guest signals the host (Config.Ports, ReadLine).
+// SeaBIOS or OVMF boot, the serial console of every boot kept in a log file (under SeaBIOS with
+// the boot loader's screen in it), a network that reaches nothing, the guest agent to run
+// commands in the guest, and a QMP monitor through which a test can plug USB sticks in and out
+// of the running machine (Config.USB, AttachUSB), and virtio-serial ports through which the
+// guest signals the host (Config.Ports, ReadLine).
 //
 // Every boot is its own QEMU process (-no-reboot: a guest reboot ends QEMU), so each boot has
 // its own serial log (serial-1.log, serial-2.log, … in Config.Dir) and a test may change how the
@@ -221,6 +222,14 @@ func (v *VM) Args(serialLog string) ([]string, error) {
 	case BootKernel:
 		args = append(args, "-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Append)
 	case BootBIOS:
+		// SeaBIOS's serial console: what the boot loader prints through the BIOS (GRUB's menu,
+		// the entry it boots, its errors) reaches the serial log too. SeaBIOS reads the port
+		// from this file as a little-endian number: 0x3f8, the first serial port.
+		sercon := filepath.Join(v.sockDir, "sercon-port")
+		if err := os.WriteFile(sercon, []byte{0xf8, 0x03}, 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+sercon)
 	case BootUEFI:
 		code, vars, err := FindOVMF()
 		if err != nil {

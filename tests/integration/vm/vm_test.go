@@ -36,7 +36,7 @@ func TestArgs(t *testing.T) {
 			want: []string{"-no-reboot", "q35,accel=tcg", "-cpu max", "-m 1536", "-smp 1", "-kernel /k", "-initrd /i",
 				"-append root=/dev/vda rw", "file=/d.img,format=raw,if=none,id=disk0", "user,id=net0,restrict=on",
 				"name=org.qemu.guest_agent.0", "file,id=serial0,path=" + dir + "/serial.log"},
-			notWant: []string{"bootindex", "pflash", "xhci"},
+			notWant: []string{"bootindex", "pflash", "xhci", "sercon"},
 		},
 		{
 			name: "bios with forwarding and USB",
@@ -45,7 +45,7 @@ func TestArgs(t *testing.T) {
 				Disks:    []Disk{{Path: "/a.qcow2", Format: "qcow2", Serial: "root"}, {Path: "/b.img"}}},
 			want: []string{"-cpu host", "-m 2048", "-smp 2", "restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:busybox nc 127.0.0.1 5000",
 				"format=qcow2", "drive=disk0,serial=root,bootindex=0", "virtio-blk-pci,drive=disk1 ",
-				"-device qemu-xhci,id=xhci "},
+				"-device qemu-xhci,id=xhci ", "-fw_cfg name=etc/sercon-port,file="},
 			notWant: []string{"-kernel", "pflash"},
 		},
 	}

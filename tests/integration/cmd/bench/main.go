@@ -1,6 +1,7 @@
 // Command bench measures bootc's fetch, stage, disk, memory and /etc-merge costs on a real
 // Debian root served from a local registry, next to podman and skopeo on the same image in the
-// same run, and prints the figures with their ratios and targets.
+// same run, and prints the figures with their ratios and targets; with them, from the VM tests'
+// artifacts, how many boots and seconds a bad update took to heal under each boot loader.
 //
 // It is not a test: a figure that misses its target is reported, not failed; the program exits
 // non-zero only when a measurement itself could not be made. It needs root, podman, skopeo,
@@ -30,6 +31,8 @@ type bench struct {
 	etc  string // the /etc the merge figure copies
 	runs int
 	ims  *images
+	// e2eArtifacts is where figure 6 finds the VM lifecycle's recovery figures.
+	e2eArtifacts string
 
 	coldFetchRuns, coldStageRuns, podmanPullRuns []runStats
 }
@@ -100,9 +103,10 @@ func run() int {
 	etc := flag.String("etc", "/etc", "the /etc the merge figure copies")
 	workBase := flag.String("work", os.TempDir(), "where scratch directories go (the sysroot filesystem)")
 	only := flag.String("only", "", "comma-separated figure numbers to run (default: all)")
+	e2e := flag.String("e2e-artifacts", os.Getenv("BOOTC_TEST_ARTIFACTS"), "where make e2e left its artifacts, for figure 6 (default "+defaultE2EArtifacts+")")
 	flag.Parse()
 	if flag.NArg() > 0 || *runs < 1 || *large < 1 {
-		fmt.Fprintln(os.Stderr, "usage: bench [-bin DIR] [-out FILE] [-runs N] [-large-mb N] [-etc DIR] [-work DIR] [-only N,...]")
+		fmt.Fprintln(os.Stderr, "usage: bench [-bin DIR] [-out FILE] [-runs N] [-large-mb N] [-etc DIR] [-work DIR] [-only N,...] [-e2e-artifacts DIR]")
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -115,7 +119,10 @@ func run() int {
 		return 1
 	}
 	h := &harness{dir: work}
-	b := &bench{h: h, work: work, etc: *etc, runs: *runs}
+	b := &bench{h: h, work: work, etc: *etc, runs: *runs, e2eArtifacts: *e2e}
+	if b.e2eArtifacts == "" {
+		b.e2eArtifacts = defaultE2EArtifacts
+	}
 	defer func() {
 		h.close()
 		removeTree(work)
@@ -132,6 +139,7 @@ func run() int {
 		{"3 disk, two rebuilt deployments", true, b.disk},
 		{"4 peak memory", true, b.memory},
 		{"5 /etc merge", false, b.etcMerge},
+		{"6 bad update recovery (VM, from make e2e)", false, b.recovery},
 	}
 	if figures, err = selectFigures(figures, *only); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)

@@ -1,6 +1,7 @@
 // Command demo runs the sample image's lifecycle in a virtual machine with a narrated console:
-// install from inside the image's container, boot, upgrade, reboot, rollback. It is what
-// `make demo` runs; the VM test TestLifecycle runs the same steps.
+// install from inside the image's container, boot, upgrade, reboot, rollback, power cuts, and
+// bad updates that heal by themselves. It is what `make demo` runs; the VM test TestLifecycle
+// runs the same steps.
 package main
 
 import (
@@ -29,15 +30,16 @@ func main() {
 	repo := flag.String("repo", "", "the checkout (default: found above the working directory)")
 	bootloader := flag.String("bootloader", "grub", "boot loader to install: grub (BIOS) or systemd (UEFI)")
 	powerCut := flag.Bool("power-cut", true, "also cut the power during finalize at a few steps (a boot after each) and update again")
+	badUpdates := flag.Bool("bad-updates", true, "also apply two bad updates (a failing health check, a kernel panic) that must fall back by themselves")
 	artifacts := flag.String("artifacts", "", "where the console logs go (default: $BOOTC_TEST_ARTIFACTS/demo, else a new directory under /var/tmp)")
 	flag.Parse()
-	if err := run(*repo, *bootloader, *artifacts, *powerCut); err != nil {
+	if err := run(*repo, *bootloader, *artifacts, *powerCut, *badUpdates); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: error: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(repo, bootloader, artifacts string, powerCut bool) error {
+func run(repo, bootloader, artifacts string, powerCut, badUpdates bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root (podman, loop devices, QEMU)")
 	}
@@ -68,20 +70,25 @@ func run(repo, bootloader, artifacts string, powerCut bool) error {
 	n := newNarrator(os.Stdout)
 	defer n.Close()
 	start := time.Now()
-	n.intro(bootloader, powerCut)
+	n.intro(bootloader, powerCut, badUpdates)
 
 	validate := spectest.ValidateHost
 	if _, err := spectest.Dir(); err != nil {
 		n.Logf("the published status schema is not beside the checkout (%v): status documents are parsed but not validated", err)
 		validate = nil
 	}
-	env, err := lifecycle.PrepareImages(ctx, repo, work, lifecycle.LifecycleImages, n)
+	images := lifecycle.LifecycleImages
+	if badUpdates {
+		images = lifecycle.AllImages
+	}
+	env, err := lifecycle.PrepareImages(ctx, repo, work, images, n)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 	rep, err := env.Run(ctx, lifecycle.Options{
-		Bootloader: bootloader, Artifacts: artifacts, Work: work, PowerCut: powerCut, ValidateStatus: validate,
+		Bootloader: bootloader, Artifacts: artifacts, Work: work, PowerCut: powerCut, BadUpdates: badUpdates,
+		ValidateStatus: validate,
 	})
 	n.summary(rep, env, artifacts, time.Since(start))
 	if errors.Is(err, lifecycle.ErrChecksFailed) {
@@ -257,15 +264,31 @@ func (n *narrator) style(code, s string) string {
 	return "\033[" + code + "m" + s + "\033[0m"
 }
 
-func (n *narrator) intro(bootloader string, powerCut bool) {
+func (n *narrator) intro(bootloader string, powerCut, badUpdates bool) {
 	// install, the upgrade's reboot and the rollback's; then a boot after each power cut and
-	// one after the last update.
-	boots := "three boots"
+	// one after the last update; then the tries and the fallback boot of each bad update.
+	total := 3
+	var parts []string
 	if cuts := len(lifecycle.DefaultCuts[bootloader]); powerCut && cuts > 0 {
-		boots = fmt.Sprintf("%d boots, %d of them after cutting the power during finalize", 3+cuts+1, cuts)
+		total += cuts + 1
+		parts = append(parts, fmt.Sprintf("%d after cutting the power during finalize", cuts))
 	}
-	n.print(n.style("1", "bootc: a disk installed from an OCI image boots, upgrades and rolls back") + "\n" +
-		wrap("The sample image (Debian trixie with the bootc tools) is built as v1 and v2, published on a "+
+	if bad := len(lifecycle.BadImages); badUpdates && bad > 0 {
+		heal := bad * (lifecycle.SampleTries + 1)
+		total += heal
+		parts = append(parts, fmt.Sprintf("%d while %d bad updates heal by themselves", heal, bad))
+	}
+	boots := fmt.Sprintf("%d boots", total)
+	if len(parts) > 0 {
+		boots += ", " + strings.Join(parts, " and ")
+	}
+	title, built := "bootc: a disk installed from an OCI image boots, upgrades and rolls back", "v1 and v2"
+	if badUpdates {
+		title = "bootc: a disk installed from an OCI image boots, upgrades, rolls back and heals bad updates"
+		built = "v1, v2 and the bad updates v6 (a failing health check) and v7 (a kernel panic)"
+	}
+	n.print(n.style("1", title) + "\n" +
+		wrap("The sample image (Debian trixie with the bootc tools) is built as "+built+", published on a "+
 			"local registry, installed to a disk image with the "+bootloader+" boot loader from inside its own "+
 			"container, and run in a QEMU virtual machine (software emulation, so each boot takes about a "+
 			"minute): "+boots+". Every command in the guest runs through the QEMU guest agent.", 96, "") + "\n")
@@ -320,6 +343,10 @@ func (n *narrator) summary(rep *lifecycle.Report, env *lifecycle.Env, artifacts 
 		}
 		if rep.PowerCut != "" {
 			fmt.Fprintf(&b, "   power cut: %s\n", rep.PowerCut)
+		}
+		for _, rc := range rep.Recoveries {
+			fmt.Fprintf(&b, "   bad update %s (%s): healed in %d boots (target %d: %d tries + 1) and %s, from upgrade --apply to status explaining it\n",
+				rc.Image, rc.Failure, rc.Boots, rc.Target, rc.Tries, seconds(rc.Took))
 		}
 	}
 	fmt.Fprintf(&b, "   total: %s; console log of every boot in %s\n", seconds(took), artifacts)

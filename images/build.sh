@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # build.sh [v1|v2|all]: builds the sample bootable image localhost/bootc-sample:v1; for v2 (the
 # default) also localhost/bootc-sample:v2 derived from it; for all also v3 (v2 binding two
-# application images), v4 (v2 binding one of them), v5 (v4 with a changed file) and those two
-# application images, localhost/bootc-bound-app:a and :b. No registry is involved.
+# application images), v4 (v2 binding one of them), v5 (v4 with a changed file), v6 (v2 with a
+# required health check that always fails), v7 (v2 whose kernel panics: kargs.d names an init
+# the initramfs lacks) and the two application images, localhost/bootc-bound-app:a and :b. No
+# registry is involved.
 #
 # The Debian base comes from mmdebstrap (base.sh) and is cached as a tarball in
 # $BOOTC_TEST_CACHE (default /var/cache/bootc-test), keyed by a hash of packages.txt, base.sh
@@ -135,6 +137,8 @@ if [[ $target == all ]]; then
   next v3 v2
   next v4 v2
   next v5 v4
+  next v6 v2
+  next v7 v2
   # The application images run busybox with nothing else in them: it must be the static build.
   mkdir "$ctx/app"
   cp "$(command -v busybox)" "$here/bound-app/Containerfile" "$ctx/app/"

@@ -29,6 +29,20 @@
 // The result on the booted host: / the deployment (read-only, so /usr is too), /etc and /var
 // writable, /sysroot the physical root (read-only).
 //
+// # On a boot on trial (ArmTrialReboot)
+//
+// A boot the boot loader counts must end in a reset when it fails, never in a console waiting
+// for a person: only the next boot lets the boot loader count the try and fall back. dracut
+// does that when told rd.shell=0 rd.emergency=reboot. GRUB adds these to a trial entry's
+// command line; systemd-boot counts in the entry's file name and leaves the command line alone,
+// but sets the EFI variable LoaderBootCountPath when the entry it booted is counted. The
+// initramfs runs this command as a systemd generator (bootc-root-setup-generator), before any
+// unit starts: when that variable is there it writes the two arguments to
+// /run/bootc/trial-cmdline.conf (a generator may write nothing but /run), where the link
+// /etc/cmdline.d/50-bootc-trial.conf that the dracut module installs points. dracut's getarg
+// reads /etc/cmdline.d before /proc/cmdline, so an rd.shell=1 typed in the boot menu still
+// wins. Entries that are not on trial keep the emergency shell.
+//
 // # On the booted host (Remount)
 //
 // The kernel command line carries `rw` (bootc writes root=UUID=… rw, as ostree does), but `ro`

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -162,7 +163,9 @@ func hasOpt(opts, want string) bool {
 
 // TestBootPath boots a disk laid out by hand in the bootc layout and checks, at every boot, that
 // no unit failed and the mounts the initramfs made; that /etc and /var persist across a reboot,
-// and what `bootc status` says.
+// and what `bootc status` says. Then it boots a deployment that does not exist: the initramfs
+// stops in the emergency shell, unless the boot is on trial (GRUB's arguments on the command
+// line, or systemd-boot's EFI variable for a counted entry), when it resets.
 func TestBootPath(t *testing.T) {
 	requireVMTests(t)
 	start := time.Now()
@@ -288,12 +291,16 @@ func TestBootPath(t *testing.T) {
 	}
 
 	// A power cut after a sync keeps the data; the next boot says `ro` instead of `rw`: the
-	// initramfs makes the file system writable for /etc and /var all the same.
+	// initramfs makes the file system writable for /etc and /var all the same. This boot goes
+	// through UEFI firmware (still a direct kernel boot), so the guest has EFI variables: it
+	// stores the one systemd-boot sets for an entry on trial, for the last boot below.
 	g.mustSh("sed -i '\\| / ext4 |d' /etc/fstab && echo cut >/var/lib/bootc-test-cut && sync")
 	must(t, m.PowerCut())
-	cfg := m.Config()
-	cfg.Append = strings.Replace(cfg.Append, " rw ", " ro ", 1)
-	m.SetConfig(cfg)
+	biosCfg := m.Config()
+	biosCfg.Append = strings.Replace(biosCfg.Append, " rw ", " ro ", 1)
+	uefiCfg := biosCfg
+	uefiCfg.Extra = append(append([]string(nil), biosCfg.Extra...), uefiFirmware(t, work)...)
+	m.SetConfig(uefiCfg)
 	must(t, m.Start())
 	must(t, m.WaitBoot(ctx, 0))
 	if got := strings.TrimSpace(g.mustSh("cat /var/lib/bootc-test-cut /etc/bootc-test-persist")); got != "cut\n"+token {
@@ -303,11 +310,18 @@ func TestBootPath(t *testing.T) {
 	if log, _ := os.ReadFile(m.SerialLog()); !strings.Contains(string(log), "remounting the physical root /sysroot read-write") {
 		t.Errorf("with ro on the kernel command line the initramfs did not make the file system writable (%s)", m.SerialLog())
 	}
+	// A non-volatile copy of LoaderBootCountPath (systemd-boot's is volatile), for boot 6.
+	g.mustSh("printf '" + efiVarEscaped(trialEntry) + "' >/run/bootc-test-efivar && " +
+		"cat /run/bootc-test-efivar >" + efivarsDir + "/" + bootCountPathVar + " && ls " + efivarsDir + "/" + bootCountPathVar)
 	must(t, m.Shutdown(ctx, "powerdown"))
 
-	// A deployment that does not exist stops the boot in the initramfs with a clear message.
-	cfg.Append = strings.Replace(cfg.Append, karg, layout.DeploymentKarg+"=default/missing.0", 1)
-	m.SetConfig(cfg)
+	// A deployment that does not exist stops the boot in the initramfs with a clear message; a
+	// boot that is not on trial waits in the emergency shell for a person.
+	missing := func(c vm.Config) vm.Config {
+		c.Append = strings.Replace(c.Append, karg, layout.DeploymentKarg+"=default/missing.0", 1)
+		return c
+	}
+	m.SetConfig(missing(biosCfg))
 	must(t, m.Start())
 	err = m.WaitBoot(ctx, 0)
 	if !errors.Is(err, vm.ErrEmergency) {
@@ -315,7 +329,7 @@ func TestBootPath(t *testing.T) {
 	}
 	log, _ := os.ReadFile(m.SerialLog())
 	for _, want := range []string{
-		"bootc-root-setup: error: setting up the deployment root failed: deployment default/missing.0",
+		setupFailed,
 		"choose another boot entry",
 	} {
 		if !strings.Contains(string(log), want) {
@@ -323,5 +337,89 @@ func TestBootPath(t *testing.T) {
 		}
 	}
 	must(t, m.PowerCut())
+
+	// On trial (GRUB adds these arguments to a trial entry) the same failure reboots, so the
+	// boot loader counts the try: QEMU (-no-reboot) ends by itself.
+	trialCfg := missing(biosCfg)
+	trialCfg.Append += " rd.shell=0 rd.emergency=reboot"
+	m.SetConfig(trialCfg)
+	must(t, m.Start())
+	checkReset(t, m, ctx, "with rd.shell=0 rd.emergency=reboot")
+
+	// systemd-boot passes an entry's arguments unchanged; the initramfs's generator finds the
+	// variable systemd-boot sets for an entry on trial (stored in boot 3) and adds them itself.
+	m.SetConfig(missing(uefiCfg))
+	must(t, m.Start())
+	if log := checkReset(t, m, ctx, "with LoaderBootCountPath set"); !strings.Contains(log, "systemd-boot booted "+trialEntry+" on trial") {
+		t.Errorf("the console does not show the generator finding the entry on trial (%s)", m.SerialLog())
+	}
 	t.Logf("TestBootPath took %s; serial logs in %s", time.Since(start).Round(time.Second), art)
+}
+
+// What the console shows when bootc-root-setup cannot set up the missing deployment.
+const setupFailed = "bootc-root-setup: error: setting up the deployment root failed: deployment default/missing.0"
+
+// checkReset waits for a boot of the missing deployment to end by itself and checks from its
+// console that it failed in the initramfs and reset, rather than waiting in the emergency shell
+// or panicking. It returns the console log.
+func checkReset(t *testing.T, m *vm.VM, ctx context.Context, what string) string {
+	t.Helper()
+	err := m.WaitBoot(ctx, 0)
+	if !errors.Is(err, vm.ErrExited) {
+		t.Errorf("booting a missing deployment %s: got %v, want the guest to reset by itself", what, err)
+		m.PowerCut()
+	}
+	data, _ := os.ReadFile(m.SerialLog())
+	log := string(data)
+	for _, want := range []string{setupFailed, "Boot has failed", "reboot: Restarting system"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("%s: the console lacks %q (%s)", what, want, m.SerialLog())
+		}
+	}
+	for _, bad := range []string{"Entering emergency mode", "Kernel panic"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("%s: the console shows %q (%s)", what, bad, m.SerialLog())
+		}
+	}
+	return log
+}
+
+// systemd's Boot Loader Interface: the variable systemd-boot sets when the entry it booted
+// carries a boot counter, and an entry path as it stores it there.
+const (
+	efivarsDir       = "/sys/firmware/efi/efivars"
+	bootCountPathVar = "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+	trialEntry       = `\loader\entries\bootc-default-0123456789ab.0+1-1.conf`
+)
+
+// efiVarEscaped is the efivarfs content of a string variable (non-volatile, boot service and
+// runtime attributes, then UTF-16LE with a NUL) as printf octal escapes.
+func efiVarEscaped(s string) string {
+	b := []byte{7, 0, 0, 0}
+	for _, r := range s + "\x00" {
+		b = append(b, byte(r), byte(r>>8))
+	}
+	var out strings.Builder
+	for _, c := range b {
+		fmt.Fprintf(&out, "\\%03o", c)
+	}
+	return out.String()
+}
+
+// uefiFirmware returns QEMU arguments that boot through OVMF with a private variable store in
+// dir, which keeps the variables across the machine's boots.
+func uefiFirmware(t *testing.T, dir string) []string {
+	t.Helper()
+	code, vars, err := vm.FindOVMF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(vars)
+	must(t, err)
+	store := filepath.Join(dir, "OVMF_VARS.fd")
+	must(t, os.WriteFile(store, data, 0o644))
+	return []string{
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+		"-drive", "if=pflash,format=raw,unit=1,file=" + store,
+	}
 }

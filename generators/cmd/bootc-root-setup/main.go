@@ -1,6 +1,9 @@
 // Command bootc-root-setup mounts the booted bootc deployment in the initramfs (`setup`) and
 // re-applies its read-only mounts on the booted host (`remount`); see package rootsetup for the
-// mount sequence. It uses the standard library only and is built static for the initramfs.
+// mount sequence. In the initramfs it is also a systemd generator (`generate`, or called by the
+// name GeneratorName): when systemd-boot booted an entry on trial, a failed initramfs reboots
+// instead of waiting in the emergency shell. It uses the standard library only and is built
+// static for the initramfs.
 package main
 
 import (
@@ -9,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"gobootc.dev/generators/rootsetup"
 	"gobootc.dev/lib/layout"
@@ -16,13 +21,31 @@ import (
 
 const usage = `usage: bootc-root-setup setup [--sysroot DIR] [--staging DIR] [--run-dir DIR] [--cmdline FILE]
        bootc-root-setup remount [--root DIR] [--sysroot DIR]
+       bootc-root-setup generate [--root DIR] [--efivars DIR]
 `
 
+// GeneratorName is the name the initramfs calls the command by as a systemd generator (a link
+// in its system-generators directory); it then runs `generate`. systemd passes its output
+// directories, which stay empty: the generator writes no units.
+const GeneratorName = "bootc-root-setup-generator"
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "bootc-root-setup: error: %v\n", err)
+	args := os.Args[1:]
+	var out, errOut io.Writer = os.Stdout, os.Stderr
+	if filepath.Base(os.Args[0]) == GeneratorName {
+		args = []string{"generate"}
+		// Like systemd's own generators, log to the kernel log in the initramfs: it reaches
+		// the console, and the journal once that runs.
+		if _, err := os.Stat("/" + rootsetup.InitrdRelease); err == nil {
+			if k, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+				out, errOut = kmsg{k, 5}, kmsg{k, 3}
+			}
+		}
+	}
+	if err := run(args, out); err != nil {
+		fmt.Fprintf(errOut, "bootc-root-setup: error: %v\n", err)
 		if errors.Is(err, errSetup) {
-			fmt.Fprintln(os.Stderr, "bootc-root-setup: the deployment cannot be booted; choose another boot entry (the previous deployment) in the boot menu")
+			fmt.Fprintln(errOut, "bootc-root-setup: the deployment cannot be booted; choose another boot entry (the previous deployment) in the boot menu")
 		}
 		os.Exit(1)
 	}
@@ -71,6 +94,24 @@ func run(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "bootc-root-setup: made %s read-only again\n", p)
 		}
 		return err
+	case "generate":
+		root := fset.String("root", "/", "the initramfs's root, which receives "+rootsetup.TrialCmdline)
+		efivars := fset.String("efivars", rootsetup.DefaultEFIVars, "where the EFI variables are (efivarfs)")
+		if err := parse(fset, args[1:]); err != nil {
+			return err
+		}
+		entry, armed, err := rootsetup.ArmTrialReboot(*root, *efivars)
+		if err != nil {
+			return fmt.Errorf("making a failed boot on trial reboot: %w", err)
+		}
+		if armed {
+			if entry == "" {
+				entry = "a counted entry"
+			}
+			fmt.Fprintf(out, "bootc-root-setup: systemd-boot booted %s on trial: if this boot fails in the initramfs, it reboots (%s) instead of starting the emergency shell\n",
+				entry, rootsetup.TrialArgs)
+		}
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprint(out, usage)
 		return nil
@@ -87,6 +128,21 @@ func parse(fset *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q\n%s", fset.Name(), fset.Arg(0), usage)
 	}
 	return nil
+}
+
+// kmsg writes each line as one kernel log record of the given priority (5 notice, 3 error).
+type kmsg struct {
+	w        io.Writer
+	priority int
+}
+
+func (k kmsg) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if _, err := fmt.Fprintf(k.w, "<%d>%s\n", k.priority, line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
 // prefixed writes each progress line with the command's name, so the console says who spoke.

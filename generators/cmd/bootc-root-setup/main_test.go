@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"gobootc.dev/generators/rootsetup"
 	"gobootc.dev/lib/envtest"
 )
 
@@ -33,6 +34,88 @@ func TestRunUsage(t *testing.T) {
 	err := run([]string{"setup", "--cmdline", cmdline}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no bootc.deployment= kernel argument") {
 		t.Errorf("no karg: got %v", err)
+	}
+}
+
+// generate, as the initramfs's generator: the trial arguments appear exactly when systemd-boot
+// says it booted a counted entry.
+func TestGenerate(t *testing.T) {
+	dir := t.TempDir()
+	root, efivars := filepath.Join(dir, "root"), filepath.Join(dir, "efivars")
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.MkdirAll(efivars, 0o755)
+	os.WriteFile(filepath.Join(root, rootsetup.InitrdRelease), nil, 0o644)
+	args := []string{"generate", "--root", root, "--efivars", efivars}
+	conf := filepath.Join(root, rootsetup.TrialCmdline)
+
+	var out bytes.Buffer
+	if err := run(args, &out); err != nil || out.Len() != 0 {
+		t.Fatalf("no counted entry: %v, output %q", err, out.String())
+	}
+	if _, err := os.Stat(conf); err == nil {
+		t.Fatalf("no counted entry, but %s was written", conf)
+	}
+	// \loader\entries\bootc-1+1-1.conf as systemd-boot stores it: attributes, UTF-16LE, NUL.
+	v := []byte{7, 0, 0, 0}
+	for _, c := range `\loader\entries\bootc-1+1-1.conf` {
+		v = append(v, byte(c), 0)
+	}
+	os.WriteFile(filepath.Join(efivars, rootsetup.BootCountPathVar), append(v, 0, 0), 0o644)
+	if err := run(args, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := `systemd-boot booted \loader\entries\bootc-1+1-1.conf on trial`; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q lacks %q", out.String(), want)
+	}
+	if data, err := os.ReadFile(conf); err != nil || string(data) != "rd.shell=0 rd.emergency=reboot\n" {
+		t.Errorf("%s: %q %v", conf, data, err)
+	}
+}
+
+// Called by its generator name, the command runs generate with systemd's arguments ignored; on
+// a host (no /etc/initrd-release) it refuses to write the host's /etc.
+func TestGeneratorName(t *testing.T) {
+	if _, err := os.Stat("/" + rootsetup.InitrdRelease); err == nil {
+		t.Skip("this host's / looks like an initramfs")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bootc-root-setup")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	gen := filepath.Join(dir, GeneratorName)
+	must(t, os.Symlink(bin, gen))
+	out, err := exec.Command(gen, dir+"/normal", dir+"/early", dir+"/late").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "making a failed boot on trial reboot: not an initramfs") {
+		t.Errorf("as a generator on the host: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("/" + rootsetup.TrialCmdline); err == nil {
+		t.Errorf("/%s exists on this host", rootsetup.TrialCmdline)
+	}
+}
+
+// The dracut module installs the generator under the name main checks for, and the link dracut
+// reads the trial arguments through, to where generate writes them.
+func TestDracutModule(t *testing.T) {
+	data, err := os.ReadFile("../../../dracut/51bootc/module-setup.sh")
+	must(t, err)
+	for _, want := range []string{
+		`ln_r "$bin" "$systemdutildir/system-generators/` + GeneratorName + `"`,
+		`ln -sfn /` + rootsetup.TrialCmdline + ` "$initdir/` + rootsetup.TrialCmdlineLink + `"`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("dracut/51bootc/module-setup.sh lacks %s", want)
+		}
+	}
+}
+
+func TestKmsg(t *testing.T) {
+	var b bytes.Buffer
+	n, err := kmsg{&b, 5}.Write([]byte("bootc-root-setup: one\nbootc-root-setup: two\n"))
+	if err != nil || n != 44 || b.String() != "<5>bootc-root-setup: one\n<5>bootc-root-setup: two\n" {
+		t.Errorf("wrote %d %v: %q", n, err, b.String())
 	}
 }
 
@@ -100,5 +183,12 @@ func TestRealMounts(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

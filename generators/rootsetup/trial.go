@@ -1,28 +1,17 @@
 package rootsetup
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode/utf16"
+
+	"gobootc.dev/lib/efivar"
 )
 
 // The initramfs of a boot on trial: see "On a boot on trial" in the package documentation.
-
-// Where systemd-boot's variables are and what they are called.
-const (
-	// DefaultEFIVars is where the kernel shows the EFI variables (efivarfs).
-	DefaultEFIVars = "/sys/firmware/efi/efivars"
-	// LoaderGUID is the vendor GUID of the Boot Loader Interface's variables.
-	LoaderGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-	// BootCountPathVar is set by systemd-boot only when the entry it booted carries a boot
-	// counter; it holds that entry's path on the ESP.
-	BootCountPathVar = "LoaderBootCountPath-" + LoaderGUID
-)
 
 // What the initramfs is told on a boot on trial.
 const (
@@ -46,37 +35,16 @@ const (
 // arguments are meant for dracut in the initramfs, never for a host's /etc.
 var ErrNotInitrd = errors.New("not an initramfs (no /" + InitrdRelease + ")")
 
-// CountedEntry returns the entry path systemd-boot stored in BootCountPathVar under efivars,
+// CountedEntry returns the entry path systemd-boot stored in LoaderBootCountPath under efivars,
 // and false when the variable is absent: no EFI (BIOS, or a direct kernel boot), another boot
-// loader (GRUB), or an entry without a counter.
+// loader (GRUB), or an entry without a counter. The variable's presence is what counts: a value
+// that does not decode still says the boot is on trial.
 func CountedEntry(efivars string) (path string, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(efivars, BootCountPathVar))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+	path, ok, err = efivar.ReadString(efivars, efivar.LoaderBootCountPath)
+	if errors.Is(err, efivar.ErrMalformed) {
+		return "", true, nil
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("reading the EFI variable %s: %w", BootCountPathVar, err)
-	}
-	return decodeUTF16Var(data), true, nil
-}
-
-// decodeUTF16Var decodes an efivarfs file holding a string: four bytes of attributes, then
-// UTF-16LE text, NUL-terminated by systemd-boot. A malformed value decodes to what it holds:
-// the variable's presence is what counts.
-func decodeUTF16Var(data []byte) string {
-	if len(data) < 4 {
-		return ""
-	}
-	data = data[4:]
-	u := make([]uint16, 0, len(data)/2)
-	for i := 0; i+1 < len(data); i += 2 {
-		c := binary.LittleEndian.Uint16(data[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u))
+	return path, ok, err
 }
 
 // ArmTrialReboot writes TrialArgs to root's TrialCmdline when systemd-boot booted a counted

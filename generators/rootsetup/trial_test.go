@@ -1,23 +1,14 @@
 package rootsetup
 
 import (
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-	"unicode/utf16"
-)
 
-// efiVar encodes a string variable as efivarfs shows it: the attributes (non-volatile, boot
-// service and runtime access), then UTF-16LE with a terminating NUL, as systemd-boot writes it.
-func efiVar(s string) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, 0x7)
-	for _, c := range utf16.Encode([]rune(s)) {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	return append(b, 0, 0)
-}
+	"gobootc.dev/lib/bootloader"
+	"gobootc.dev/lib/efivar"
+)
 
 func TestArmTrialReboot(t *testing.T) {
 	const entry = `\loader\entries\bootc-default-0123456789ab.0+1-1.conf`
@@ -34,17 +25,17 @@ func TestArmTrialReboot(t *testing.T) {
 			"BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c": {7, 0, 0, 0, 1, 0},
 		}},
 		{name: "systemd-boot, entry without a counter", initrd: true, vars: map[string][]byte{
-			"LoaderInfo-" + LoaderGUID:          efiVar("systemd-boot 257"),
-			"LoaderEntrySelected-" + LoaderGUID: efiVar("bootc-default-0123456789ab.0.conf"),
+			efivar.Path("", efivar.LoaderInfo):         efivar.Encode("systemd-boot 257"),
+			"LoaderEntrySelected-" + efivar.LoaderGUID: efivar.Encode("bootc-default-0123456789ab.0.conf"),
 		}},
 		{name: "systemd-boot, counted entry", initrd: true, armed: true, entry: entry, vars: map[string][]byte{
-			"LoaderInfo-" + LoaderGUID: efiVar("systemd-boot 257"),
-			BootCountPathVar:           efiVar(entry),
+			efivar.Path("", efivar.LoaderInfo):          efivar.Encode("systemd-boot 257"),
+			efivar.Path("", efivar.LoaderBootCountPath): efivar.Encode(entry),
 		}},
 		{name: "counted entry, unreadable value", initrd: true, armed: true, entry: "", vars: map[string][]byte{
-			BootCountPathVar: {7, 0},
+			efivar.Path("", efivar.LoaderBootCountPath): {7, 0},
 		}},
-		{name: "not an initramfs", vars: map[string][]byte{BootCountPathVar: efiVar(entry)}, wantErr: ErrNotInitrd},
+		{name: "not an initramfs", vars: map[string][]byte{efivar.Path("", efivar.LoaderBootCountPath): efivar.Encode(entry)}, wantErr: ErrNotInitrd},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,8 +83,16 @@ func TestArmTrialRebootUnreadable(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, InitrdRelease), nil, 0o644))
 	efivars := filepath.Join(dir, "efivars")
-	must(t, os.MkdirAll(filepath.Join(efivars, BootCountPathVar), 0o755)) // a directory: reading fails
+	must(t, os.MkdirAll(filepath.Join(efivars, efivar.Path("", efivar.LoaderBootCountPath)), 0o755)) // a directory: reading fails
 	if _, armed, err := ArmTrialReboot(dir, efivars); err == nil || armed {
 		t.Errorf("got armed=%v err=%v, want an error", armed, err)
+	}
+}
+
+// The initramfs is told what GRUB adds to a trial entry's command line: both boot loaders end
+// a failed try the same way.
+func TestTrialArgsMatchGRUB(t *testing.T) {
+	if TrialArgs != bootloader.TrialArgs {
+		t.Errorf("rootsetup.TrialArgs = %q, bootloader.TrialArgs = %q", TrialArgs, bootloader.TrialArgs)
 	}
 }

@@ -2,7 +2,6 @@ package assess_test
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -242,11 +241,7 @@ func TestLastTryIsATrial(t *testing.T) {
 func TestCountedBoot(t *testing.T) {
 	h := updated(t, assess.SystemdBoot)
 	h.PowerOn("")
-	dir := h.Root.Entries()
-	e := h.Entries()[0]
-	if err := os.Rename(filepath.Join(dir, e), filepath.Join(dir, bootcount.ParseName(e).Bless().File())); err != nil {
-		t.Fatal(err)
-	}
+	h.SystemdBlessBoot()
 	s := h.Load()
 	if s.Trial || !s.CountedBoot {
 		t.Errorf("after systemd-bless-boot: trial %v, counted boot %v", s.Trial, s.CountedBoot)

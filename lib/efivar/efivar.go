@@ -27,6 +27,10 @@ const (
 	LoaderBootCountPath = "LoaderBootCountPath"
 )
 
+// ErrMalformed is returned (wrapped) for a variable that is not a string as systemd-boot writes
+// them.
+var ErrMalformed = errors.New("malformed EFI string variable")
+
 // Dir is the directory to read: dir when set, else $BOOTC_EFIVARS_DIR, else DefaultDir.
 func Dir(dir string) string {
 	switch {
@@ -53,7 +57,7 @@ func ReadString(dir, name string) (value string, ok bool, err error) {
 		return "", false, fmt.Errorf("reading EFI variable %s: %w", name, err)
 	}
 	if len(data) < 4 || len(data)%2 != 0 {
-		return "", false, fmt.Errorf("reading EFI variable %s: %d bytes, want 4 bytes of attributes and UTF-16 text", name, len(data))
+		return "", false, fmt.Errorf("reading EFI variable %s: %w: %d bytes, want 4 bytes of attributes and UTF-16 text", name, ErrMalformed, len(data))
 	}
 	data = data[4:]
 	units := make([]uint16, 0, len(data)/2)

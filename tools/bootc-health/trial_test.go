@@ -263,11 +263,7 @@ func TestBless(t *testing.T) {
 func TestBlessAfterSystemdBlessBoot(t *testing.T) {
 	h := updated(t, assess.SystemdBoot)
 	h.PowerOn("")
-	dir := h.Root.Entries()
-	e := h.Entries()[0]
-	if err := os.Rename(filepath.Join(dir, e), filepath.Join(dir, bootcount.ParseName(e).Bless().File())); err != nil {
-		t.Fatal(err)
-	}
+	h.SystemdBlessBoot()
 	if _, _, code := h.run(t, nil, nil, "check", "--root", h.root); code != 0 {
 		t.Fatal("check failed")
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"gobootc.dev/generators/rootsetup"
+	"gobootc.dev/lib/efivar"
 	"gobootc.dev/lib/layout"
 )
 
@@ -96,7 +97,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	case "generate":
 		root := fset.String("root", "/", "the initramfs's root, which receives "+rootsetup.TrialCmdline)
-		efivars := fset.String("efivars", rootsetup.DefaultEFIVars, "where the EFI variables are (efivarfs)")
+		efivars := fset.String("efivars", efivar.DefaultDir, "where the EFI variables are (efivarfs)")
 		if err := parse(fset, args[1:]); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"gobootc.dev/generators/rootsetup"
+	"gobootc.dev/lib/efivar"
 	"gobootc.dev/lib/envtest"
 )
 
@@ -60,7 +61,7 @@ func TestGenerate(t *testing.T) {
 	for _, c := range `\loader\entries\bootc-1+1-1.conf` {
 		v = append(v, byte(c), 0)
 	}
-	os.WriteFile(filepath.Join(efivars, rootsetup.BootCountPathVar), append(v, 0, 0), 0o644)
+	os.WriteFile(filepath.Join(efivars, efivar.Path("", efivar.LoaderBootCountPath)), append(v, 0, 0), 0o644)
 	if err := run(args, &out); err != nil {
 		t.Fatal(err)
 	}

@@ -188,6 +188,17 @@ func (h *Host) grub(pick string) string {
 	return def
 }
 
+// SystemdBlessBoot removes the counter from the name of the first entry, the one just booted,
+// as systemd-bless-boot does after a good boot.
+func (h *Host) SystemdBlessBoot() {
+	h.T.Helper()
+	dir := h.Root.Entries()
+	e := h.Entries()[0]
+	if err := os.Rename(filepath.Join(dir, e), filepath.Join(dir, bootcount.ParseName(e).Bless().File())); err != nil {
+		h.T.Fatal(err)
+	}
+}
+
 func (h *Host) setEFI(name, value string) {
 	h.T.Helper()
 	if err := os.WriteFile(efivar.Path(h.EFIVars, name), efivar.Encode(value), 0o644); err != nil {

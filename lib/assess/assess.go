@@ -31,7 +31,6 @@ const (
 	GRUB        Loader = "GRUB"
 )
 
-
 // Options say what to look at.
 type Options struct {
 	Root layout.Root

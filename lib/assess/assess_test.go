@@ -219,7 +219,6 @@ func TestGrubenvErrors(t *testing.T) {
 	check(t, h.Load(), assess.GRUB, false, 0, "")
 }
 
-
 // The counter in an entry name is what systemd-boot left; a bad entry that is booted (the last
 // try) is on trial with none left.
 func TestLastTryIsATrial(t *testing.T) {

@@ -98,6 +98,21 @@ func CountingUnsupported(boot string) string {
 	return ""
 }
 
+// TrialTries is how many boots a deployment gets when it becomes the default on trial: as its
+// own configuration says (bootcount.LoadTries over its /usr and its /etc, before it boots), none
+// where the boot loader cannot count. note says what was decided, for the caller to print. A
+// configuration that cannot be read gives bootcount.DefaultTries: it costs an update nothing.
+func TrialTries(r layout.Root, stateroot, id string) (tries int, note string) {
+	if reason := CountingUnsupported(r.Boot); reason != "" {
+		return 0, "Boot counting is off: " + reason + "."
+	}
+	t, err := bootcount.LoadTries(bootcount.SourcesIn(r.Deployment(stateroot, id), r.Etc(stateroot, id)))
+	if err != nil {
+		return bootcount.DefaultTries, fmt.Sprintf("warning: %v; %s/%s gets %d tries", err, stateroot, id, bootcount.DefaultTries)
+	}
+	return t.N, fmt.Sprintf("Boot counting: %s/%s is on trial; tries: %s", stateroot, id, t)
+}
+
 // zfsSuperMagic is ZFS's statfs type, which x/sys does not name.
 const zfsSuperMagic = 0x2fc12fc1
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"gobootc.dev/lib/bootcount"
 	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/cleanup"
 	"gobootc.dev/lib/cli"
@@ -113,8 +112,13 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The trial starts here, when the entry becomes the default, and not at stage: a counter
+	// armed earlier would count down the old, good entry if the machine went down before the
+	// switch.
 	if len(set) > 1 {
-		set[0].Tries = trialTries(r, st.Staged.Deployment, out)
+		var note string
+		set[0].Tries, note = bootloader.TrialTries(r, st.Staged.Stateroot, st.Staged.ID)
+		fmt.Fprintln(out, note)
 	}
 	if err := bootloader.WriteSet(r.Boot, set, bootloader.OptionsFor(cfg, failpoint.Prefixed("bootloader"))); err != nil {
 		return fmt.Errorf("writing boot entries: %w", err)
@@ -142,26 +146,6 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 		map[string]string{"DEPLOYMENT": st.Staged.ID, "IMAGE": st.Staged.Image.Ref.Image})
 	fmt.Fprintf(out, "Next boot: %s/%s\n", st.Staged.Stateroot, st.Staged.ID)
 	return nil
-}
-
-// trialTries is how many boots the new default gets before the boot loader falls back to the
-// deployment booted now: as the staged deployment's own configuration says (its merged /etc,
-// its /usr), none where the boot loader cannot count. The trial starts here, when the entry
-// becomes the default, and not at stage: a counter armed earlier would count down the old,
-// good entry if the machine went down before the switch. A configuration that cannot be read
-// costs the update nothing: the default number applies.
-func trialTries(r layout.Root, d *record.Deployment, out io.Writer) int {
-	if reason := bootloader.CountingUnsupported(r.Boot); reason != "" {
-		fmt.Fprintf(out, "Boot counting is off: %s.\n", reason)
-		return 0
-	}
-	t, err := bootcount.LoadTries(bootcount.SourcesIn(r.Deployment(d.Stateroot, d.ID), r.Etc(d.Stateroot, d.ID)))
-	if err != nil {
-		fmt.Fprintf(out, "warning: %v; the new deployment gets %d tries\n", err, bootcount.DefaultTries)
-		return bootcount.DefaultTries
-	}
-	fmt.Fprintf(out, "Boot counting: %s/%s is on trial; tries: %s\n", d.Stateroot, d.ID, t)
-	return t.N
 }
 
 // mergeEtc builds the staged deployment's writable /etc: pristine is the booted deployment's

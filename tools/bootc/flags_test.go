@@ -44,6 +44,7 @@ var frontFlags = map[string]string{
 	"rollback --run-dir":     "per-boot state directory: the staged deployment discarded",
 	"rollback --cmdline":     "command line the booted deployment is found from",
 	"rollback --apply":       "systemctl reboot after the boot order changed",
+	"rollback --trial":       "the rollback entry written on trial, tries from its own configuration",
 	"rollback --soft-reboot": cli.NotSupported,
 
 	"edit --sysroot":  "physical root whose status is edited",

@@ -69,6 +69,7 @@ type SwitchCmd struct {
 // RollbackCmd is `bootc rollback`.
 type RollbackCmd struct {
 	Apply      bool   `help:"Reboot into the rollback deployment."`
+	Trial      bool   `help:"Put the rollback deployment on trial, as an update is: if its boots fail the health checks, the boot loader comes back to the current one."`
 	SoftReboot string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 }
 

@@ -47,6 +47,11 @@ func (c *RollbackCmd) Run(top *CLI, e *env) error {
 		first, second, next = st.Booted, st.Rollback, "Next boot: current deployment"
 	}
 	set := bootloader.FromRecords(st.EntryOrder(first, second))
+	if c.Trial && first != st.Booted {
+		var note string
+		set[0].Tries, note = bootloader.TrialTries(r, first.Stateroot, first.ID)
+		fmt.Fprintln(e.stdout, note)
+	}
 	cfg, err := record.ReadBootConfig(r)
 	if err != nil {
 		return err

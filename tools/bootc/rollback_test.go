@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/failpoint"
 	"gobootc.dev/lib/record"
 	"gobootc.dev/lib/status"
@@ -52,6 +54,38 @@ func TestRollbackTwiceReverts(t *testing.T) {
 	}
 	if hs, _ := status.Build(status.Options{Root: h.Root}); hs.Status.RollbackQueued {
 		t.Error("rollback still queued after reverting")
+	}
+}
+
+// A rollback is not counted unless asked: its target booted well before. With --trial it is,
+// and reverting the queued rollback ends the trial again.
+func TestRollbackTrial(t *testing.T) {
+	needRoot(t)
+	h := sysroottest.NewHost(t, nil)
+	env := hostEnv(t, h)
+	counted := func() string {
+		set, err := bootloader.ReadSet(h.Root.Boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range set {
+			if d.Counter.Counted {
+				out = append(out, fmt.Sprintf("%s+%d", d.ID, d.Counter.Left))
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	if r := bootc(t, 0, env, "rollback"); r.code != 0 || counted() != "" {
+		t.Fatalf("plain rollback: exit %d, counted entries %q\n%s", r.code, counted(), r.stderr)
+	}
+	bootc(t, 0, env, "rollback")
+	r := bootc(t, 0, env, "rollback", "--trial")
+	if r.code != 0 || counted() != "aaaa.0+3" || !strings.Contains(r.stdout, "Boot counting: default/aaaa.0 is on trial") {
+		t.Fatalf("rollback --trial: exit %d, counted entries %q\n%s%s", r.code, counted(), r.stdout, r.stderr)
+	}
+	if r := bootc(t, 0, env, "rollback", "--trial"); r.code != 0 || counted() != "" || h.BootOrder() != "bbbb.0,aaaa.0" {
+		t.Errorf("reverting: exit %d, counted entries %q, order %s", r.code, counted(), h.BootOrder())
 	}
 }
 

@@ -100,7 +100,8 @@ demo: deps build
 
 # VM tests under QEMU (TCG), one VM at a time: a disk laid out by hand (TestBootPath), then the
 # lifecycle with GRUB under SeaBIOS and systemd-boot under OVMF (TestLifecycle: install from the
-# image's container, upgrade, /etc merge, kargs.d, rollback, power cut during finalize), then
+# image's container, upgrade, /etc merge, kargs.d, rollback, power cut during finalize, two bad
+# updates that fall back by themselves), then
 # updates nobody types (TestUpdates: a USB stick with no network, bound images, the update
 # services). The console log of every boot is kept under BOOTC_TEST_ARTIFACTS.
 BOOTC_TEST_ARTIFACTS ?= /var/tmp/bootc-e2e-artifacts

@@ -47,6 +47,16 @@ func CountedEntry(efivars string) (path string, ok bool, err error) {
 	return path, ok, err
 }
 
+// OnTrial says whether this boot is on trial, so that a failure ends in a reset rather than a
+// shell: GRUB put TrialArgs on the kernel command line cmdline, or ArmTrialReboot armed them
+// under root for systemd-boot.
+func OnTrial(root, cmdline string) bool {
+	if _, err := os.Stat(filepath.Join(root, TrialCmdline)); err == nil {
+		return true
+	}
+	return strings.Contains(" "+strings.TrimSpace(cmdline)+" ", " rd.emergency=reboot ")
+}
+
 // ArmTrialReboot writes TrialArgs to root's TrialCmdline when systemd-boot booted a counted
 // entry (CountedEntry of efivars), and returns that entry. root must be an initramfs
 // (ErrNotInitrd otherwise). Running it again gives the same result.

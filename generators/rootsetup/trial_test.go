@@ -96,3 +96,22 @@ func TestTrialArgsMatchGRUB(t *testing.T) {
 		t.Errorf("rootsetup.TrialArgs = %q, bootloader.TrialArgs = %q", TrialArgs, bootloader.TrialArgs)
 	}
 }
+
+func TestOnTrial(t *testing.T) {
+	root := t.TempDir()
+	for cmdline, want := range map[string]bool{
+		"root=UUID=1 rw panic=10 bootc.deployment=default/a.0":                                false,
+		"root=UUID=1 rw panic=10 bootc.deployment=default/a.0 rd.shell=0 rd.emergency=reboot": true,
+		"rd.emergency=reboot\n": true,
+		"rd.emergency=rebooted": false,
+	} {
+		if got := OnTrial(root, cmdline); got != want {
+			t.Errorf("OnTrial(%q) = %v, want %v", cmdline, got, want)
+		}
+	}
+	must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(TrialCmdline)), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, TrialCmdline), []byte(TrialArgs+"\n"), 0o644))
+	if !OnTrial(root, "root=UUID=1") {
+		t.Error("OnTrial is false with the trial arguments armed for systemd-boot")
+	}
+}

@@ -46,7 +46,11 @@ func main() {
 	if err := run(args, out); err != nil {
 		fmt.Fprintf(errOut, "bootc-root-setup: error: %v\n", err)
 		if errors.Is(err, errSetup) {
-			fmt.Fprintln(errOut, "bootc-root-setup: the deployment cannot be booted; choose another boot entry (the previous deployment) in the boot menu")
+			what := "choose another boot entry (the previous deployment) in the boot menu"
+			if cmdline, _ := os.ReadFile("/proc/cmdline"); rootsetup.OnTrial("/", string(cmdline)) {
+				what = "this boot is on trial: the machine restarts, and once the tries run out the boot loader boots the previous deployment"
+			}
+			fmt.Fprintln(errOut, "bootc-root-setup: the deployment cannot be booted; "+what)
 		}
 		os.Exit(1)
 	}

@@ -79,6 +79,10 @@ func DisplayEnv(env []string, name string) []string {
 
 // Run is Main without the exit, for tests.
 func Run(name, description string, grammar any, args []string, stdout, stderr io.Writer, run func(ctx context.Context, k *kong.Context) error) int {
+	if versionArgs(args) {
+		fmt.Fprintf(stdout, "%s %s\n", name, Version)
+		return 0
+	}
 	exitCode := -1
 	parser, err := kong.New(grammar,
 		kong.Name(name),

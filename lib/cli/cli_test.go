@@ -73,6 +73,23 @@ func TestRunExitCodes(t *testing.T) {
 	}
 }
 
+// --version prints one line, "NAME VERSION", and runs nothing; with anything else on the
+// command line it is an unknown flag like any other.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-V"}} {
+		var out, errOut bytes.Buffer
+		ran := false
+		code := Run("demo", "A demo.", &grammar{}, args, &out, &errOut, func(context.Context, *kong.Context) error { ran = true; return nil })
+		if code != 0 || ran || out.String() != "demo "+Version+"\n" || errOut.Len() != 0 {
+			t.Errorf("%v: exit %d, ran %v, stdout %q, stderr %q", args, code, ran, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := Run("demo", "A demo.", &grammar{}, []string{"x", "--version"}, &out, &errOut, func(context.Context, *kong.Context) error { return nil }); code != ExitUsage {
+		t.Errorf("x --version: exit %d, want %d", code, ExitUsage)
+	}
+}
+
 func TestRootFromEnvironment(t *testing.T) {
 	t.Setenv("BOOTC_SYSROOT", "/tmp/some-root")
 	g := &grammar{}

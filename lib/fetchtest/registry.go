@@ -3,12 +3,14 @@ package fetchtest
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,6 +169,7 @@ type Proxy struct {
 	blobBytes atomic.Int64
 	mu        sync.Mutex
 	requests  []string
+	agents    map[string]bool
 	cutAfter  int64 // next blob response is cut after this many bytes; <0: never
 	stall     chan struct{}
 	stalled   chan struct{}
@@ -197,6 +200,13 @@ func (p *Proxy) Requests() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.requests...)
+}
+
+// UserAgents returns the User-Agent headers of the requests so far, each once, sorted.
+func (p *Proxy) UserAgents() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Sorted(maps.Keys(p.agents))
 }
 
 // BlobGets counts GET requests for blobs so far.
@@ -235,6 +245,10 @@ func (p *Proxy) StallNextBlob(n int64) (stalled <-chan struct{}, release func())
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	p.mu.Lock()
 	p.requests = append(p.requests, req.Method+" "+req.URL.Path)
+	if p.agents == nil {
+		p.agents = map[string]bool{}
+	}
+	p.agents[req.UserAgent()] = true
 	blob := req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/")
 	cut := int64(-1)
 	var stall, stalled chan struct{}

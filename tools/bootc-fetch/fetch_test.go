@@ -15,6 +15,7 @@ import (
 
 	"go.podman.io/image/v5/types"
 
+	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/fetchtest"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/imgref"
@@ -48,6 +49,15 @@ func TestFetchRegistry(t *testing.T) {
 	}
 	if !strings.Contains(out, "Fetched "+ref) || strings.Contains(stderr, "warning") {
 		t.Errorf("stdout %q stderr %q", out, stderr)
+	}
+	// Registries and proxies see who pulls, as they do for upstream bootc.
+	if len(e.proxy.UserAgents()) == 0 {
+		t.Error("no request went through the proxy")
+	}
+	for _, ua := range e.proxy.UserAgents() {
+		if !strings.HasPrefix(ua, "bootc/"+cli.Version) {
+			t.Errorf("a request carried User-Agent %q, want bootc/%s", ua, cli.Version)
+		}
 	}
 	fi := readFetched(t, e, b.ManifestDigest)
 	im := fi.Image

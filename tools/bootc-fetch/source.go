@@ -26,6 +26,7 @@ import (
 	_ "go.podman.io/image/v5/oci/layout"
 	_ "go.podman.io/image/v5/storage"
 
+	"gobootc.dev/lib/cli"
 	"gobootc.dev/lib/host"
 	"gobootc.dev/lib/imgref"
 	"gobootc.dev/lib/pullsecret"
@@ -51,7 +52,7 @@ func (c *CLI) systemContext() (*types.SystemContext, error) {
 		SystemRegistriesConfPath: c.RegistriesConf,
 		RegistriesDirPath:        c.RegistriesD,
 		SignaturePolicyPath:      c.SignaturePolicy,
-		DockerRegistryUserAgent:  "bootc-fetch",
+		DockerRegistryUserAgent:  cli.UserAgent(),
 	}
 	auth, err := pullsecret.Find(c.Authfile, c.AuthSearch)
 	if err != nil {

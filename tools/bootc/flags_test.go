@@ -31,6 +31,7 @@ var frontFlags = map[string]string{
 	"switch --cmdline":                     "command line bootc-fetch and bootc-stage find the booted deployment from",
 	"switch --quiet":                       "bootc-fetch --quiet: no progress",
 	"switch --apply":                       "systemctl reboot once the deployment is staged",
+	"switch --download-only":               "bootc-stage --download-only: staged, not applied at shutdown",
 	"switch --soft-reboot":                 cli.NotSupported,
 	"switch --transport":                   "how <target> is parsed and fetched (bootc-fetch --transport)",
 	"switch --enforce-container-sigpolicy": "bootc-fetch --enforce-container-sigpolicy: the image must verify",

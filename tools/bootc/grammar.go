@@ -52,7 +52,8 @@ type UpgradeCmd struct {
 type SwitchCmd struct {
 	Target                    string `arg:"" help:"Image to track from now on."`
 	Quiet                     bool   `help:"Do not show progress."`
-	Apply                     bool   `help:"Reboot into the new image once it is staged."`
+	Apply                     bool   `help:"Reboot into the new image once it is staged." xor:"apply-download"`
+	DownloadOnly              bool   `help:"Stage the image but do not apply it at shutdown; a later switch replaces the stage, upgrade --from-downloaded applies it." xor:"apply-download"`
 	SoftReboot                string `help:"Prepare a soft reboot: required or auto." enum:"required,auto," default:"" unsupported:"soft reboots are not implemented; --apply reboots fully"`
 	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
 	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify." xor:"signature"`

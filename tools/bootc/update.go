@@ -213,7 +213,7 @@ func (c *SwitchCmd) Run(top *CLI, e *env) error {
 	if err != nil {
 		return err
 	}
-	s, err := u.stage(f.ManifestDigest, false, c.AllowFailed)
+	s, err := u.stage(f.ManifestDigest, c.DownloadOnly, c.AllowFailed)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"gobootc.dev/lib/fetchtest"
+	"gobootc.dev/lib/layout"
+)
+
+// `bootc --sysroot DIR switch …` works on DIR: the flag reaches the step tools as the
+// environment variable does.
+func TestSysrootFlagReachesSteps(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	oci := filepath.Join(dir, "oci")
+	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
+	pathEnv, _ := fakeSystemctl(t)
+	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
+		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
+	if _, err := fetchtest.WriteLayout(oci, "latest", osImage("1", nil, `"console=ttyS0"`)); err != nil {
+		t.Fatal(err)
+	}
+	l.install(oci + ":latest")
+	if _, err := fetchtest.WriteLayout(oci, "next", osImage("2", nil, `"console=ttyS0"`)); err != nil {
+		t.Fatal(err)
+	}
+	l.env = []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_RUN_DIR=" + r.Run,
+		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}
+	res := l.bootc("--sysroot", r.Phys, "switch", "--transport", "oci", oci+":next")
+	if res.code != 0 {
+		t.Fatalf("bootc --sysroot %s switch: exit %d\n%s%s", r.Phys, res.code, res.stdout, res.stderr)
+	}
+	l.env = append(l.env, "BOOTC_SYSROOT="+r.Phys)
+	if v := version(l.status().Status.Staged); v != "2" {
+		t.Errorf("staged %q after switch with --sysroot, want 2", v)
+	}
+}
+
+// switch --download-only stages without applying, as a management agent does with an image it
+// rebuilt; a later switch replaces that stage, and upgrade --from-downloaded applies one.
+func TestSwitchDownloadOnly(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	oci := filepath.Join(dir, "oci")
+	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
+	pathEnv, _ := fakeSystemctl(t)
+	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
+		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
+	for tag, v := range map[string]string{"latest": "1", "delta": "2", "next": "3"} {
+		if _, err := fetchtest.WriteLayout(oci, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.install(oci + ":latest")
+	staged := func(when string, wantVersion string, wantDownloadOnly bool) {
+		t.Helper()
+		s := l.status().Status.Staged
+		if version(s) != wantVersion || s == nil || s.DownloadOnly != wantDownloadOnly {
+			t.Errorf("%s: staged %q (download-only %v), want %s (download-only %v)", when, version(s), s != nil && s.DownloadOnly, wantVersion, wantDownloadOnly)
+		}
+	}
+	l.bootc("switch", "--download-only", "--transport", "oci", oci+":delta")
+	staged("switch --download-only", "2", true)
+	l.bootc("switch", "--transport", "oci", oci+":next")
+	staged("a later switch", "3", false)
+	l.bootc("switch", "--download-only", "--transport", "oci", oci+":delta")
+	staged("switch --download-only again", "2", true)
+	l.bootc("upgrade", "--from-downloaded")
+	staged("upgrade --from-downloaded", "2", false)
+	if res := bootc(t, 0, l.env, "switch", "--apply", "--download-only", "--transport", "oci", oci+":next"); res.code != 2 {
+		t.Errorf("switch --apply --download-only: exit %d, want 2 (they conflict)", res.code)
+	}
+}

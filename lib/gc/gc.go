@@ -3,9 +3,9 @@
 //
 // Kept are the booted, rollback, staged and pinned deployments and every deployment a boot
 // entry names (removing one of those would leave the boot loader an entry that cannot boot).
-// Kept with them: their images, the cached update's image, the layers those images list,
-// every object such a layer references or something outside the store still links, and the
-// boot files of kept deployments and of every boot entry.
+// Kept with them: their images, the cached update's image, the images `switch --retain` kept,
+// the layers those images list, every object such a layer references or something outside the
+// store still links, and the boot files of kept deployments and of every boot entry.
 //
 // Step order: decide everything first (any error reading the state aborts before anything is
 // removed); then remove deployments (record first, so a crash leaves at worst an orphan tree
@@ -259,7 +259,7 @@ func decide(opts Options, st *store.Store) (*plan, error) {
 	}
 	layers := map[digest.Digest]bool{}
 	p.splitDeployments(r, all, layers)
-	if err := p.keepCachedUpdates(r); err != nil {
+	if err := p.keepStateImages(r); err != nil {
 		return nil, err
 	}
 	if err := p.scanImages(r, layers); err != nil {
@@ -492,30 +492,26 @@ func (p *plan) keepEntryBootFiles(r layout.Root) error {
 	return nil
 }
 
-// keepCachedUpdates keeps the image each stateroot's last update check found.
-func (p *plan) keepCachedUpdates(r layout.Root) error {
-	base := r.States()
-	roots, err := os.ReadDir(base)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// keepStateImages keeps the image each stateroot's last update check found and the images the
+// stateroots retain.
+func (p *plan) keepStateImages(r layout.Root) error {
+	srs, err := record.Stateroots(r)
 	if err != nil {
 		return err
 	}
-	for _, sr := range roots {
-		if !sr.IsDir() || layout.CheckName("stateroot", sr.Name()) != nil {
-			continue
-		}
-		c, err := record.ReadCachedUpdate(r, sr.Name())
-		if errors.Is(err, record.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+	for _, sr := range srs {
+		c, err := record.ReadCachedUpdate(r, sr)
+		if err == nil {
+			p.keepImages[c.Image.ManifestDigest] = true
+		} else if !errors.Is(err, record.ErrNotFound) {
 			return err
 		}
-		p.keepImages[c.Image.ManifestDigest] = true
 	}
-	return nil
+	retained, err := record.RetainedDigests(r)
+	for dg := range retained {
+		p.keepImages[dg] = true
+	}
+	return err
 }
 
 // orphans finds interrupted builds, deployment trees without a record (a crash between the

@@ -351,3 +351,37 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// An image `switch --retain` kept stays, with its layers, after its deployment is collected,
+// until it is let go.
+func TestRetainedImageKept(t *testing.T) {
+	f := host(t)
+	c := f.images["c"]
+	if err := record.RetainImage(f.r, sr, record.RetainedImage{ManifestDigest: c.ManifestDigest, Image: c.Ref.Image, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := gc.Run(context.Background(), gc.Options{Root: f.r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{sr + "/" + f.deps["c"].ID}; !slices.Equal(res.Deployments, want) {
+		t.Errorf("removed deployments %v, want %v", res.Deployments, want)
+	}
+	if want := []string{f.images["g"].ManifestDigest}; !slices.Equal(res.Images, want) {
+		t.Errorf("removed images %v, want only %v: the retained one stays", res.Images, want)
+	}
+	for _, l := range c.Layers {
+		if ok, err := f.s.HasLayer(digest.Digest(l)); err != nil || !ok {
+			t.Errorf("layer %s of the retained image: present %v, %v", l, ok, err)
+		}
+	}
+	if gone, err := record.Unretain(f.r, sr, nil); err != nil || len(gone) != 1 {
+		t.Fatalf("Unretain = %v, %v", gone, err)
+	}
+	if res, err = gc.Run(context.Background(), gc.Options{Root: f.r}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{c.ManifestDigest}; !slices.Equal(res.Images, want) {
+		t.Errorf("after unretain removed images %v, want %v", res.Images, want)
+	}
+}

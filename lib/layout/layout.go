@@ -142,6 +142,12 @@ func (r Root) FailedImages(stateroot string) string {
 	return filepath.Join(r.State(stateroot), "failed-images.json")
 }
 
+// RetainedImages lists the images of the stateroot that `bootc switch --retain` keeps in the
+// store after the host stopped tracking them.
+func (r Root) RetainedImages(stateroot string) string {
+	return filepath.Join(r.State(stateroot), "retained-images.json")
+}
+
 // BoundStorage is the container storage for logically bound images.
 func (r Root) BoundStorage() string { return filepath.Join(r.Bootc(), "storage") }
 

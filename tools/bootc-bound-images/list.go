@@ -21,6 +21,8 @@ import (
 type Row struct {
 	Type  string `json:"image_type"` // "host" or "logical"
 	Image string `json:"image"`
+	// Retained: `bootc switch --retain` keeps this host image until `bootc image unretain`.
+	Retained bool `json:"retained,omitempty"`
 }
 
 // list prints the host images (those bootc fetched into its store) and the logical ones (the
@@ -62,7 +64,11 @@ func (c *CLI) list(out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTYPE")
 	for _, row := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", row.Image, row.Type)
+		typ := row.Type
+		if row.Retained {
+			typ += " (retained)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", row.Image, typ)
 	}
 	return tw.Flush()
 }
@@ -113,15 +119,27 @@ func hostImages(r layout.Root) ([]Row, error) {
 		}
 		names[f.Image.ManifestDigest] = imageName(f.Image)
 	}
-	seen := map[string]bool{}
+	retained, err := record.RetainedDigests(r)
+	if err != nil {
+		return nil, err
+	}
+	// One row per name, and a retained image on a row of its own: the host may track another
+	// image under the same name.
+	seen := map[Row]bool{}
 	var rows []Row
-	for _, name := range names {
-		if !seen[name] {
-			seen[name] = true
-			rows = append(rows, Row{Type: "host", Image: name})
+	for dg, name := range names {
+		row := Row{Type: "host", Image: name, Retained: retained[dg]}
+		if !seen[row] {
+			seen[row] = true
+			rows = append(rows, row)
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Image < rows[j].Image })
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Image != rows[j].Image {
+			return rows[i].Image < rows[j].Image
+		}
+		return !rows[i].Retained
+	})
 	return rows, nil
 }
 

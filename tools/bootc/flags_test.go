@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"gobootc.dev/lib/cli"
@@ -35,7 +34,7 @@ var frontFlags = map[string]string{
 	"switch --soft-reboot":                 cli.NotSupported,
 	"switch --transport":                   "how <target> is parsed and fetched (bootc-fetch --transport)",
 	"switch --enforce-container-sigpolicy": "bootc-fetch --enforce-container-sigpolicy: the image must verify",
-	"switch --retain":                      "warning on stderr only: retaining the previous image is not implemented yet",
+	"switch --retain":                      "the previously tracked image kept in the store until bootc image unretain",
 	"switch --no-signature-verification":   "the default (no verification); refused with --enforce-container-sigpolicy",
 	"switch --mutate-in-place":             cli.NotSupported,
 	"switch --progress-fd":                 "bootc-fetch --progress-fd: JSON Lines progress on that descriptor",
@@ -83,6 +82,11 @@ var frontFlags = map[string]string{
 	"image list --type":    "bootc-bound-images list --type: which images",
 	"image list --format":  "bootc-bound-images list --format: table or JSON",
 
+	"image unretain --sysroot": "physical root whose retained images are let go and collected",
+	"image unretain --run-dir": "per-boot state directory: the booted deployment the collection keeps",
+	"image unretain --cmdline": "command line the booted deployment is found from, for the collection",
+	"image unretain --all":     "every retained image let go",
+
 	"image copy-to-storage --sysroot": cli.NotSupported,
 	"image copy-to-storage --run-dir": cli.NotSupported,
 	"image copy-to-storage --cmdline": cli.NotSupported,
@@ -101,22 +105,6 @@ var frontFlags = map[string]string{
 func TestEveryFlagDoesSomething(t *testing.T) {
 	for _, p := range cli.CheckFlagTable(name, func() any { return &CLI{} }, frontFlags) {
 		t.Error(p)
-	}
-}
-
-// TestRetainWarns: --retain is accepted (agents pass it on every switch) with a one-line warning,
-// and the switch goes on to its usual checks.
-func TestRetainWarns(t *testing.T) {
-	r := bootc(t, -1, []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + t.TempDir()}, "switch", "--retain", "quay.io/a/b:1")
-	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-	if r.code == 0 || len(lines) != 2 {
-		t.Fatalf("exit %d, stderr %q: want a warning and the switch's own error", r.code, r.stderr)
-	}
-	if lines[0] != "bootc switch: warning: --retain is not implemented yet: the previous image is not retained" {
-		t.Errorf("warning %q", lines[0])
-	}
-	if !strings.HasPrefix(lines[1], "bootc switch: error: ") || strings.Contains(lines[1], "retain") {
-		t.Errorf("error %q: want the switch's own error", lines[1])
 	}
 }
 

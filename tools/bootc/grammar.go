@@ -58,9 +58,7 @@ type SwitchCmd struct {
 	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
 	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify." xor:"signature"`
 	AllowFailed               bool   `help:"Stage the image even if it failed to boot here before (without it, such an image is not staged)."`
-	// Retain is accepted because management agents pass it on every switch; Run warns that it
-	// is not implemented yet.
-	Retain bool `help:"Keep the previously tracked image's data (not implemented yet: warns and continues)."`
+	Retain bool `help:"Keep the previously tracked image in the store until bootc image unretain lets it go."`
 	// NoSignatureVerification is upstream's deprecated spelling of the default.
 	NoSignatureVerification bool `help:"Do not verify signatures (the default)." hidden:"" xor:"signature"`
 	MutateInPlace           bool `hidden:"" unsupported:"changing the booted deployment in place is not implemented"`
@@ -104,6 +102,13 @@ type ContainerLintCmd struct {
 type ImageCmd struct {
 	List          ImageListCmd          `cmd:"" help:"List the host image and the logically bound images."`
 	CopyToStorage ImageCopyToStorageCmd `cmd:"" help:"Copy the booted image into container storage (not in this build)." unsupportedflags:"sysroot,run-dir,cmdline"`
+	Unretain      ImageUnretainCmd      `cmd:"" help:"Let go of images switch --retain kept, and remove them from the store."`
+}
+
+// ImageUnretainCmd is `bootc image unretain`.
+type ImageUnretainCmd struct {
+	Images []string `arg:"" optional:"" help:"Retained images to let go, by reference (as bootc image list shows it) or manifest digest."`
+	All    bool     `help:"Let go of every retained image."`
 }
 
 // ImageListCmd is `bootc image list`.

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"gobootc.dev/lib/fetchtest"
 	"gobootc.dev/lib/layout"
+	"gobootc.dev/lib/record"
 )
 
 // `bootc --sysroot DIR switch …` works on DIR: the flag reaches the step tools as the
@@ -70,5 +75,59 @@ func TestSwitchDownloadOnly(t *testing.T) {
 	staged("upgrade --from-downloaded", "2", false)
 	if res := bootc(t, 0, l.env, "switch", "--apply", "--download-only", "--transport", "oci", oci+":next"); res.code != 2 {
 		t.Errorf("switch --apply --download-only: exit %d, want 2 (they conflict)", res.code)
+	}
+}
+
+// switch --retain keeps the image the host tracked before through every collection, listed as
+// retained, until bootc image unretain lets it go and removes it.
+func TestSwitchRetain(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	oci, other := filepath.Join(dir, "oci"), filepath.Join(dir, "other")
+	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
+	pathEnv, _ := fakeSystemctl(t)
+	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
+		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
+	if _, err := fetchtest.WriteLayout(oci, "latest", osImage("1", nil, `"console=ttyS0"`)); err != nil {
+		t.Fatal(err)
+	}
+	for tag, v := range map[string]string{"two": "2", "three": "3"} {
+		if _, err := fetchtest.WriteLayout(other, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := l.install(oci + ":latest")
+	v1Image := r.Image(v1.Image.ManifestDigest)
+
+	if res := l.bootc("switch", "--retain", "--transport", "oci", other+":two"); !strings.Contains(res.stdout, "Retained "+oci+":latest") {
+		t.Errorf("switch --retain: stdout %q", res.stdout)
+	}
+	l.tool("bootc-finalize")
+	l.reboot()
+	l.bootc("switch", "--transport", "oci", other+":three")
+	l.tool("bootc-finalize")
+	l.reboot()
+	l.tool("bootc-finalize", "--cleanup")
+	if _, err := record.ReadDeployment(r, v1.Stateroot, v1.ID); err == nil {
+		t.Fatalf("v1's deployment is still there: the scene did not collect it")
+	}
+	if _, err := os.Stat(v1Image); err != nil {
+		t.Errorf("the retained image was collected: %v", err)
+	}
+	want := "oci:" + oci + ":latest"
+	if res := l.bootc("image", "list", "--type", "host"); !regexp.MustCompile(regexp.QuoteMeta(want)+` +host \(retained\)`).MatchString(res.stdout) {
+		t.Errorf("image list does not show %s retained:\n%s", want, res.stdout)
+	}
+	if res := bootc(t, 0, l.env, "image", "unretain", "oci:/nowhere:latest"); res.code == 0 || !strings.Contains(res.stderr, "is not a retained image") {
+		t.Errorf("unretain of an image never retained: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(v1Image); err != nil {
+		t.Errorf("a refused unretain removed the image: %v", err)
+	}
+	if res := l.bootc("image", "unretain", want); !strings.Contains(res.stdout, "Let go of "+want) {
+		t.Errorf("unretain: stdout %q", res.stdout)
+	}
+	if _, err := os.Stat(v1Image); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after unretain the image is still in the store: %v", err)
 	}
 }

@@ -192,9 +192,6 @@ func (c *UpgradeCmd) applyIfAsked(staged bool) error {
 
 // Run is `bootc switch`: track another image from now on, fetching and staging it.
 func (c *SwitchCmd) Run(top *CLI, e *env) error {
-	if c.Retain {
-		fmt.Fprintln(e.stderr, "bootc switch: warning: --retain is not implemented yet: the previous image is not retained")
-	}
 	// A malformed target is reported before anything else happens, as a bad command line.
 	ref, err := imgref.Parse(c.Transport, c.Target)
 	if err != nil {
@@ -220,10 +217,35 @@ func (c *SwitchCmd) Run(top *CLI, e *env) error {
 	if s.Reason == record.FailedBefore {
 		return nil // nothing switched; bootc-stage said why
 	}
+	if c.Retain {
+		if err := u.retainBooted(); err != nil {
+			return err
+		}
+	}
 	journal.Send(journal.Switch, journal.Info, fmt.Sprintf("Switching to %s (%s)", ref.Display(), f.ManifestDigest),
 		map[string]string{"IMAGE": ref.Display(), "DEPLOYMENT": s.ID})
 	if c.Apply && (s.Staged || s.Reason == record.AlreadyStaged) {
 		return reboot()
 	}
+	return nil
+}
+
+// retainBooted keeps the image the host tracked before a switch in the store: collections pass
+// it by until `bootc image unretain` lets it go.
+func (u *update) retainBooted() error {
+	st, err := status.Load(status.Options{Root: u.r, Cmdline: u.top.Cmdline})
+	if err != nil {
+		return err
+	}
+	if st.Booted == nil {
+		return nil
+	}
+	im := st.Booted.Image
+	if err := record.RetainImage(u.r, st.Booted.Stateroot, record.RetainedImage{
+		ManifestDigest: im.ManifestDigest, Image: imgref.Ref{Transport: imgref.Transport(im.Ref.Transport), Image: im.Ref.Image}.Display(), Time: time.Now().UTC(),
+	}); err != nil {
+		return fmt.Errorf("retaining the previous image: %w", err)
+	}
+	fmt.Fprintf(u.e.stdout, "Retained %s (%s); bootc image unretain lets it go.\n", im.Ref.Image, im.ManifestDigest)
 	return nil
 }

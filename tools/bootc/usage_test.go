@@ -66,7 +66,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"container", "lint", "extra"}, "bootc container lint: error: unexpected argument extra"},
 		{[]string{"--sysroot=/", "container", "lint"}, "bootc container lint: error: not supported: --sysroot (bootc container lint does not use it)"},
 
-		{[]string{"image"}, `bootc image: error: expected one of "list", "copy-to-storage"`},
+		{[]string{"image"}, `bootc image: error: expected one of "list", "copy-to-storage", "unretain"`},
 		{[]string{"image", "list", "--bogus"}, "bootc image list: error: unknown flag --bogus"},
 		{[]string{"image", "list", "extra"}, "bootc image list: error: unexpected argument extra"},
 		{[]string{"image", "list", "--type=bogus"}, `bootc image list: error: --type must be one of "all","logical","host" but got "bogus"`},
@@ -74,6 +74,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"image", "copy-to-storage", "extra"}, "bootc image copy-to-storage: error: unexpected argument extra"},
 		{[]string{"image", "copy-to-storage"}, "bootc image copy-to-storage: error: not supported in this build"},
 		{[]string{"image", "copy-to-storage", "--source=quay.io/a/b:1"}, "bootc image copy-to-storage: error: not supported: --source (bootc image copy-to-storage is not in this build)"},
+		{[]string{"image", "unretain"}, "bootc image unretain: error: name the retained images to let go, or pass --all"},
+		{[]string{"image", "unretain", "--all", "x"}, "bootc image unretain: error: name the retained images to let go, or pass --all"},
 
 		{[]string{"offline-update"}, "bootc offline-update: error: missing flags: --device=STRING"},
 		{[]string{"offline-update", "--device=/dev/null", "extra"}, "bootc offline-update: error: unexpected argument extra"},

@@ -58,7 +58,7 @@ type SwitchCmd struct {
 	Transport                 string `help:"Transport of the target: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry"`
 	EnforceContainerSigpolicy bool   `help:"Refuse images that the container signature policy does not verify." xor:"signature"`
 	AllowFailed               bool   `help:"Stage the image even if it failed to boot here before (without it, such an image is not staged)."`
-	Retain bool `help:"Keep the previously tracked image in the store until bootc image unretain lets it go."`
+	Retain                    bool   `help:"Keep the previously tracked image in the store until bootc image unretain lets it go."`
 	// NoSignatureVerification is upstream's deprecated spelling of the default.
 	NoSignatureVerification bool `help:"Do not verify signatures (the default)." hidden:"" xor:"signature"`
 	MutateInPlace           bool `hidden:"" unsupported:"changing the booted deployment in place is not implemented"`

@@ -115,7 +115,7 @@ func TestSwitchRetain(t *testing.T) {
 		t.Errorf("the retained image was collected: %v", err)
 	}
 	want := "oci:" + oci + ":latest"
-	if res := l.bootc("image", "list", "--type", "host"); !regexp.MustCompile(regexp.QuoteMeta(want)+` +host \(retained\)`).MatchString(res.stdout) {
+	if res := l.bootc("image", "list", "--type", "host"); !regexp.MustCompile(regexp.QuoteMeta(want) + ` +host \(retained\)`).MatchString(res.stdout) {
 		t.Errorf("image list does not show %s retained:\n%s", want, res.stdout)
 	}
 	if res := bootc(t, 0, l.env, "image", "unretain", "oci:/nowhere:latest"); res.code == 0 || !strings.Contains(res.stderr, "is not a retained image") {

@@ -104,6 +104,7 @@ func (im *importer) unpack(ctx context.Context, r io.Reader, diffID digest.Diges
 	stream := io.TeeReader(cr, h)
 	tr := tar.NewReader(stream)
 	var entries []Entry
+	links := layerLinks{}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -122,6 +123,9 @@ func (im *importer) unpack(ctx context.Context, r io.Reader, diffID digest.Diges
 		}
 		if e == nil {
 			continue
+		}
+		if err := links.check(e); err != nil {
+			return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
 		}
 		if e.Type == TypeFile {
 			if err := im.storeFile(e, hdr.Size, tr); err != nil {

@@ -452,3 +452,25 @@ func TestFlagConflicts(t *testing.T) {
 		t.Errorf("no image, not booted: %v", err)
 	}
 }
+
+// A layer that writes through a symlink it made itself is refused by the fetch, in one line
+// naming the layer once, and no image is recorded.
+func TestHostileLayerRefusedAtFetch(t *testing.T) {
+	e := newEnv(t)
+	img := fetchtest.Bootable("2.0",
+		fetchtest.File{Path: "usr/share/a", Mode: fs.ModeSymlink | 0o777, Link: "/etc"},
+		fetchtest.File{Path: "usr/share/a/passwd", Data: []byte("root::0:0::/:/bin/sh\n")})
+	b := e.push("os:hostile", img)
+	c, _ := e.cli(e.proxy.Ref("os:hostile"))
+	_, stderr, err := run(t, e.root(c))
+	if !errors.Is(err, store.ErrUnsafeEntry) {
+		t.Fatalf("fetch = %v, want an unsafe entry refused\n%s", err, stderr)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || strings.Count(msg, "sha256:") != 1 || !strings.Contains(msg, `entry "usr/share/a/passwd"`) {
+		t.Errorf("error %q: want one line naming the layer once and the entry", msg)
+	}
+	if _, err := record.ReadFetchedImage(e.sys.Root, b.ManifestDigest.String()); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("the refused image was recorded: %v", err)
+	}
+}

@@ -120,7 +120,7 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 		n, err := fetchLayer(ctx, src, st, l, func(n int64) { prog.add(i, n) })
 		fs.bytes += n
 		if err != nil {
-			return fs, fmt.Errorf("layer %s: %w", l.info.Digest, err)
+			return fs, err
 		}
 		fs.layers++
 		prog.layerDone(i)
@@ -132,25 +132,28 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 // with no temporary copy of the blob. The compressed digest is checked when the uncompressed
 // stream ends, before ImportLayer commits anything, so a blob that does not match its digest
 // leaves the store as it was even if its content unpacks to the right diff ID.
+//
+// Every error names the layer once: the blob's digest for the download, the diff ID (as the
+// store names it) for the content.
 func fetchLayer(ctx context.Context, src types.ImageSource, st *store.Store, l layerPlan, onRead func(int64)) (int64, error) {
 	if err := l.info.Digest.Validate(); err != nil {
 		return 0, fmt.Errorf("layer digest: %w", err)
 	}
 	rc, _, err := src.GetBlob(ctx, l.info, none.NoCache)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("layer %s: %w", l.info.Digest, err)
 	}
 	defer rc.Close()
 	blob := &blobReader{r: rc, want: l.info.Size, digest: l.info.Digest, h: l.info.Digest.Algorithm().Hash(), onRead: onRead}
 	_, decompress, stream, err := compression.DetectCompressionFormat(blob)
 	if err != nil {
-		return blob.n, err
+		return blob.n, fmt.Errorf("layer %s: %w", l.info.Digest, err)
 	}
 	var plain io.Reader = stream
 	if decompress != nil {
 		dc, err := decompress(stream)
 		if err != nil {
-			return blob.n, fmt.Errorf("decompressing: %w", err)
+			return blob.n, fmt.Errorf("layer %s: decompressing: %w", l.info.Digest, err)
 		}
 		defer dc.Close()
 		plain = dc

@@ -81,17 +81,17 @@ func (s *Store) ImportLayer(ctx context.Context, r io.Reader, diffID digest.Dige
 		return st, err
 	}
 	if err := durable.SyncFS(s.dir); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
+		return st, layerErr(diffID, err)
 	}
 	if err := im.publish(); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
+		return st, layerErr(diffID, err)
 	}
 	if err := durable.SyncFS(s.dir); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
+		return st, layerErr(diffID, err)
 	}
 	st.Entries = len(entries)
 	if err := s.writeIndex(hex, &Index{Version: indexVersion, DiffID: diffID, Entries: entries}); err != nil {
-		return st, fmt.Errorf("layer %s: %w", diffID, err)
+		return st, layerErr(diffID, err)
 	}
 	return st, nil
 }
@@ -114,22 +114,22 @@ func (im *importer) unpack(ctx context.Context, r io.Reader, diffID digest.Diges
 			err = nil // headerEntry applies the policy for such names
 		}
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
+			return nil, layerErr(diffID, fmt.Errorf("reading tar: %w", err))
 		}
 		e, warns, err := headerEntry(hdr)
 		im.stats.Warnings = append(im.stats.Warnings, warns...)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+			return nil, layerErr(diffID, fmt.Errorf("entry %q: %w", hdr.Name, err))
 		}
 		if e == nil {
 			continue
 		}
 		if err := links.check(e); err != nil {
-			return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+			return nil, layerErr(diffID, fmt.Errorf("entry %q: %w", hdr.Name, err))
 		}
 		if e.Type == TypeFile {
 			if err := im.storeFile(e, hdr.Size, tr); err != nil {
-				return nil, fmt.Errorf("layer %s: entry %q: %w", diffID, hdr.Name, err)
+				return nil, layerErr(diffID, fmt.Errorf("entry %q: %w", hdr.Name, err))
 			}
 		}
 		entries = append(entries, *e)
@@ -137,12 +137,12 @@ func (im *importer) unpack(ctx context.Context, r io.Reader, diffID digest.Diges
 	// The diff ID covers the whole stream, including the padding after the
 	// end-of-archive marker that the tar reader does not consume.
 	if _, err := io.CopyBuffer(io.Discard, stream, im.buf); err != nil {
-		return nil, fmt.Errorf("layer %s: reading tar: %w", diffID, err)
+		return nil, layerErr(diffID, fmt.Errorf("reading tar: %w", err))
 	}
 	im.stats.Bytes = cr.n
 	got := digest.NewDigest(digest.SHA256, h)
 	if got != diffID {
-		return nil, fmt.Errorf("layer %s: %w: stream hashes to %s", diffID, ErrDiffIDMismatch, got)
+		return nil, layerErr(diffID, fmt.Errorf("%w: stream hashes to %s", ErrDiffIDMismatch, got))
 	}
 	return entries, nil
 }
@@ -333,3 +333,15 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// LayerError is an import's failure, about the layer with diff ID DiffID. It reads "layer
+// <diff ID>: <Err>"; a caller that names the layer otherwise (by its blob digest) uses Err.
+type LayerError struct {
+	DiffID digest.Digest
+	Err    error
+}
+
+func (e *LayerError) Error() string { return "layer " + e.DiffID.String() + ": " + e.Err.Error() }
+func (e *LayerError) Unwrap() error { return e.Err }
+
+func layerErr(diffID digest.Digest, err error) error { return &LayerError{DiffID: diffID, Err: err} }

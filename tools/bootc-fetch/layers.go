@@ -133,8 +133,7 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 // stream ends, before ImportLayer commits anything, so a blob that does not match its digest
 // leaves the store as it was even if its content unpacks to the right diff ID.
 //
-// Every error names the layer once: the blob's digest for the download, the diff ID (as the
-// store names it) for the content.
+// Every error names the layer once, by its blob digest.
 func fetchLayer(ctx context.Context, src types.ImageSource, st *store.Store, l layerPlan, onRead func(int64)) (int64, error) {
 	if err := l.info.Digest.Validate(); err != nil {
 		return 0, fmt.Errorf("layer digest: %w", err)
@@ -158,8 +157,15 @@ func fetchLayer(ctx context.Context, src types.ImageSource, st *store.Store, l l
 		defer dc.Close()
 		plain = dc
 	}
-	_, err = st.ImportLayer(ctx, &endCheck{r: plain, blob: blob}, l.diffID)
-	return blob.n, err
+	if _, err = st.ImportLayer(ctx, &endCheck{r: plain, blob: blob}, l.diffID); err != nil {
+		// Named by its blob digest, as the manifest and the registry name it, and once.
+		var le *store.LayerError
+		if errors.As(err, &le) {
+			err = le.Err
+		}
+		return blob.n, fmt.Errorf("layer %s: %w", l.info.Digest, err)
+	}
+	return blob.n, nil
 }
 
 // blobReader hashes and counts the compressed blob.

@@ -213,6 +213,9 @@ func (c *CLI) storeImage(ctx context.Context, root layout.Root, tgt *target, src
 	prog := newProgress(c.progressSinks(stderr), tgt.ref.String(), plan)
 	fetched, err := fetchLayers(ctx, src, st, plan, prog)
 	prog.finish(err)
+	for _, w := range fetched.warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -472,5 +474,33 @@ func TestHostileLayerRefusedAtFetch(t *testing.T) {
 	}
 	if _, err := record.ReadFetchedImage(e.sys.Root, b.ManifestDigest.String()); !errors.Is(err, record.ErrNotFound) {
 		t.Errorf("the refused image was recorded: %v", err)
+	}
+}
+
+// Entries the store leaves out on purpose are said: a device node costs a warning naming the
+// layer and the entry, and the fetch goes on.
+func TestDeviceNodeWarned(t *testing.T) {
+	e := newEnv(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	img := fetchtest.Bootable("2.0")
+	img.Layers = append(img.Layers, fetchtest.Layer{Tar: buf.Bytes()})
+	e.push("os:dev", img)
+	c, _ := e.cli(e.proxy.Ref("os:dev"))
+	_, stderr, err := run(t, e.root(c))
+	if err != nil {
+		t.Fatalf("fetch: %v\n%s", err, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^warning: layer sha256:[0-9a-f]{64}: skipping character device "dev/mem"`).MatchString(stderr) {
+		t.Errorf("stderr %q: want a warning naming the layer and dev/mem", stderr)
 	}
 }

@@ -107,6 +107,9 @@ func preflight(dir string, p *plan, ref imgref.Ref) error {
 type fetchStats struct {
 	bytes  int64
 	layers int
+	// warnings are about entries the store leaves out on purpose (device nodes, fifos), each
+	// with its layer.
+	warnings []string
 }
 
 // fetchLayers imports every layer the plan marks, in order.
@@ -117,8 +120,11 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 			continue
 		}
 		prog.layerStart(i)
-		n, err := fetchLayer(ctx, src, st, l, func(n int64) { prog.add(i, n) })
+		n, warns, err := fetchLayer(ctx, src, st, l, func(n int64) { prog.add(i, n) })
 		fs.bytes += n
+		for _, w := range warns {
+			fs.warnings = append(fs.warnings, fmt.Sprintf("layer %s: %s", l.info.Digest, w))
+		}
 		if err != nil {
 			return fs, err
 		}
@@ -134,38 +140,39 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 // leaves the store as it was even if its content unpacks to the right diff ID.
 //
 // Every error names the layer once, by its blob digest.
-func fetchLayer(ctx context.Context, src types.ImageSource, st *store.Store, l layerPlan, onRead func(int64)) (int64, error) {
+func fetchLayer(ctx context.Context, src types.ImageSource, st *store.Store, l layerPlan, onRead func(int64)) (int64, []string, error) {
 	if err := l.info.Digest.Validate(); err != nil {
-		return 0, fmt.Errorf("layer digest: %w", err)
+		return 0, nil, fmt.Errorf("layer digest: %w", err)
 	}
 	rc, _, err := src.GetBlob(ctx, l.info, none.NoCache)
 	if err != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.info.Digest, err)
+		return 0, nil, fmt.Errorf("layer %s: %w", l.info.Digest, err)
 	}
 	defer rc.Close()
 	blob := &blobReader{r: rc, want: l.info.Size, digest: l.info.Digest, h: l.info.Digest.Algorithm().Hash(), onRead: onRead}
 	_, decompress, stream, err := compression.DetectCompressionFormat(blob)
 	if err != nil {
-		return blob.n, fmt.Errorf("layer %s: %w", l.info.Digest, err)
+		return blob.n, nil, fmt.Errorf("layer %s: %w", l.info.Digest, err)
 	}
 	var plain io.Reader = stream
 	if decompress != nil {
 		dc, err := decompress(stream)
 		if err != nil {
-			return blob.n, fmt.Errorf("layer %s: decompressing: %w", l.info.Digest, err)
+			return blob.n, nil, fmt.Errorf("layer %s: decompressing: %w", l.info.Digest, err)
 		}
 		defer dc.Close()
 		plain = dc
 	}
-	if _, err = st.ImportLayer(ctx, &endCheck{r: plain, blob: blob}, l.diffID); err != nil {
+	ist, err := st.ImportLayer(ctx, &endCheck{r: plain, blob: blob}, l.diffID)
+	if err != nil {
 		// Named by its blob digest, as the manifest and the registry name it, and once.
 		var le *store.LayerError
 		if errors.As(err, &le) {
 			err = le.Err
 		}
-		return blob.n, fmt.Errorf("layer %s: %w", l.info.Digest, err)
+		return blob.n, nil, fmt.Errorf("layer %s: %w", l.info.Digest, err)
 	}
-	return blob.n, nil
+	return blob.n, ist.Warnings, nil
 }
 
 // blobReader hashes and counts the compressed blob.

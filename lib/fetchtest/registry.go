@@ -173,6 +173,7 @@ type Proxy struct {
 	cutAfter  int64 // next blob response is cut after this many bytes; <0: never
 	stall     chan struct{}
 	stalled   chan struct{}
+	denied    bool
 }
 
 // StartProxy serves a proxy to target (host:port) on a free loopback port for the rest of the test.
@@ -241,9 +242,25 @@ func (p *Proxy) StallNextBlob(n int64) (stalled <-chan struct{}, release func())
 	return p.stalled, func() { once.Do(func() { close(st) }) }
 }
 
+// Deny makes the proxy answer every request from now on as a registry does to a client without
+// credentials: 401 with a Basic challenge and the registry's UNAUTHORIZED error.
+func (p *Proxy) Deny() {
+	p.mu.Lock()
+	p.denied = true
+	p.mu.Unlock()
+}
+
 // ServeHTTP forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	p.mu.Lock()
+	if p.denied {
+		p.mu.Unlock()
+		w.Header().Set("WWW-Authenticate", `Basic realm="fetchtest"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}`)
+		return
+	}
 	p.requests = append(p.requests, req.Method+" "+req.URL.Path)
 	if p.agents == nil {
 		p.agents = map[string]bool{}

@@ -42,6 +42,7 @@ func TestDiskSpacePreflight(t *testing.T) {
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "\n") || !strings.Contains(msg, "required 3.0 MiB") || !strings.Contains(msg, "available ") ||
+		!strings.Contains(msg, "no space left on device") ||
 		!strings.Contains(msg, e.proxy.Ref("os:big")) {
 		t.Errorf("message %q", msg)
 	}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
+	"go.podman.io/image/v5/pkg/cli/environment"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
@@ -34,9 +36,10 @@ import (
 
 // Errors callers and tests tell apart.
 var (
-	ErrInsecurePolicy   = errors.New("signature policy accepts any image")
-	ErrBlobDigest       = errors.New("blob does not match its digest")
-	ErrNoSpace          = errors.New("insufficient free space")
+	ErrInsecurePolicy = errors.New("signature policy accepts any image")
+	ErrBlobDigest     = errors.New("blob does not match its digest")
+	// ErrNoSpace carries the kernel's words ("no space left on device"), which agents look for.
+	ErrNoSpace          = fmt.Errorf("insufficient free space (%w)", syscall.ENOSPC)
 	ErrNotBootable      = errors.New("not a usable image")
 	ErrNothingToFetch   = errors.New("no image to fetch")
 	ErrSchema1Unusable  = errors.New("docker schema 1 images are not supported")
@@ -53,6 +56,11 @@ func (c *CLI) systemContext() (*types.SystemContext, error) {
 		RegistriesDirPath:        c.RegistriesD,
 		SignaturePolicyPath:      c.SignaturePolicy,
 		DockerRegistryUserAgent:  cli.UserAgent(),
+	}
+	// $CONTAINERS_REGISTRIES_CONF names another registries.conf, as for skopeo and podman
+	// (bootc-bound-images hands it to podman too); the flag wins.
+	if err := environment.UpdateRegistriesConf(sys); err != nil {
+		return nil, err
 	}
 	auth, err := pullsecret.Find(c.Authfile, c.AuthSearch)
 	if err != nil {

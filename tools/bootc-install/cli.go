@@ -19,6 +19,15 @@ type CLI struct {
 	ToFilesystem       ToFilesystem       `cmd:"" name:"to-filesystem" help:"Install to a prepared, mounted filesystem."`
 	ToExistingRoot     ToExistingRoot     `cmd:"" name:"to-existing-root" help:"Install alongside the running system, to the host's root mounted at ROOT."`
 	PrintConfiguration PrintConfiguration `cmd:"" name:"print-configuration" help:"Print the merged install configuration of this image as JSON."`
+	// Upstream's other install verbs, refused by name.
+	Reset            Unsupported `cmd:"" hidden:"" help:"Factory reset into a new stateroot (not in this build)." passthrough:""`
+	Finalize         Unsupported `cmd:"" hidden:"" help:"Check a to-filesystem install (not in this build)." passthrough:""`
+	EnsureCompletion Unsupported `cmd:"" name:"ensure-completion" hidden:"" help:"Complete an install made by another installer (not in this build)." passthrough:""`
+}
+
+// Unsupported is an upstream verb this build does not have; whatever follows it is ignored.
+type Unsupported struct {
+	Args []string `arg:"" optional:"" passthrough:""`
 }
 
 // Common are the options every install shares.
@@ -27,13 +36,22 @@ type Common struct {
 	TargetImgref              string   `name:"target-imgref" help:"Image the installed system follows for updates (default: the source)." placeholder:"IMAGE"`
 	TargetTransport           string   `name:"target-transport" help:"Transport of --target-imgref: registry, oci, oci-archive, containers-storage, dir, docker-archive." default:"registry" placeholder:"NAME"`
 	EnforceContainerSigpolicy bool     `name:"enforce-container-sigpolicy" help:"Verify the image with containers-policy.json(5), now and on every update."`
-	SkipFetchCheck            bool     `name:"skip-fetch-check" help:"Do not check that the target image can be fetched."`
+	SkipFetchCheck            bool     `name:"skip-fetch-check" help:"Do not check that the target image can be fetched." xor:"fetch-check"`
 	Karg                      []string `help:"Kernel argument to add (repeatable)." sep:"none" placeholder:"KEY[=VALUE]"`
 	KargDelete                []string `name:"karg-delete" help:"Kernel argument to remove: KEY removes every value, KEY=VALUE that one (repeatable)." sep:"none" placeholder:"KEY[=VALUE]"`
 	RootSSHAuthorizedKeys     string   `name:"root-ssh-authorized-keys" help:"Install these SSH public keys for root (as a tmpfiles.d entry)." placeholder:"FILE"`
 	Stateroot                 string   `help:"Stateroot to install into (default: the install configuration's, else default)." placeholder:"NAME"`
 	Bootloader                string   `help:"Boot loader: grub (BIOS), systemd (systemd-boot, UEFI) or none (boot entries only). Default: the install configuration's, else grub." placeholder:"NAME"`
 	BoundImages               string   `name:"bound-images" help:"How the image's bound images are provided: stored or pull." default:"stored" placeholder:"MODE"`
+	// Upstream's flags: the default spelled out, a no-op, and what this build does not do.
+	RunFetchCheck                 bool     `name:"run-fetch-check" help:"Check that the target image can be fetched (the default)." xor:"fetch-check"`
+	TargetNoSignatureVerification bool     `name:"target-no-signature-verification" hidden:"" help:"Do not verify signatures on updates (the default)."`
+	DisableSelinux                bool     `name:"disable-selinux" help:"Disable SELinux in the target." unsupported:"the installed system is not SELinux-labelled here; the image decides"`
+	BootupdSkipBootUUID           bool     `name:"bootupd-skip-boot-uuid" help:"bootupd option." unsupported:"bootupd is not used: bootc writes GRUB's configuration itself"`
+	ComposefsBackend              bool     `name:"composefs-backend" help:"Install with the composefs backend." unsupported:"the composefs backend is not in this build"`
+	AllowMissingVerity            bool     `name:"allow-missing-verity" help:"composefs option." unsupported:"the composefs backend is not in this build"`
+	UkiAddon                      []string `name:"uki-addon" help:"composefs option." unsupported:"the composefs backend is not in this build"`
+	ExperimentalUnifiedStorage    bool     `name:"experimental-unified-storage" hidden:"" help:"Pull through bootc's container storage." unsupported:"unified storage is not in this build"`
 
 	// Where the install configuration and the container environment are read: the running
 	// container's root. Tests point them elsewhere.
@@ -63,6 +81,7 @@ type ToFilesystem struct {
 	Replace                string  `help:"ROOT is not empty: wipe (delete its contents first) or alongside (keep them)." placeholder:"MODE"`
 	SkipFinalize           bool    `name:"skip-finalize" help:"Leave ROOT as it is afterwards (no trim, no freeze)."`
 	AcknowledgeDestructive bool    `name:"acknowledge-destructive" help:"Confirm installing to the running system's own root."`
+	GenericImage           bool    `name:"generic-image" help:"Install every boot loader." unsupported:"only to-disk installs both boot loaders"`
 }
 
 // ToExistingRoot is `to-existing-root [ROOT]`.
@@ -71,6 +90,9 @@ type ToExistingRoot struct {
 	Root                   string  `arg:"" optional:"" default:"/target" help:"Where the host's root is mounted (podman run -v /:/target)." placeholder:"ROOT"`
 	RootMountSpec          *string `name:"root-mount-spec" help:"Root filesystem for the kernel's root= (default: UUID=<uuid of ROOT>)." placeholder:"SPEC"`
 	AcknowledgeDestructive bool    `name:"acknowledge-destructive" help:"Confirm installing to the running system's own root."`
+	Replace                string  `help:"How ROOT's existing system is treated: alongside (kept)." enum:"alongside" default:"alongside" placeholder:"MODE"`
+	Cleanup                bool    `help:"Remove the previous system's files on the first boot." unsupported:"removing the previous system after the first boot is not in this build"`
+	GenericImage           bool    `name:"generic-image" help:"Install every boot loader." unsupported:"only to-disk installs both boot loaders"`
 }
 
 // PrintConfiguration is `print-configuration`.

@@ -21,6 +21,15 @@ var commonFlags = map[string]string{
 	"--bound-images":                "bound images copied from the host's storage or pulled",
 	"--config-root":                 "root the install configuration is read from",
 	"--containerenv":                "file the running container's image is read from",
+
+	"--run-fetch-check":                  "the default: the target image is checked for being fetchable",
+	"--target-no-signature-verification": "the default: updates are not verified",
+	"--disable-selinux":                  cli.NotSupported,
+	"--bootupd-skip-boot-uuid":           cli.NotSupported,
+	"--composefs-backend":                cli.NotSupported,
+	"--allow-missing-verity":             cli.NotSupported,
+	"--uki-addon":                        cli.NotSupported,
+	"--experimental-unified-storage":     cli.NotSupported,
 }
 
 // installFlags says what each flag of each command changes; a flag added to the grammar fails
@@ -43,6 +52,10 @@ func installFlags() map[string]string {
 
 		"to-existing-root --root-mount-spec":         "root= of the kernel command line",
 		"to-existing-root --acknowledge-destructive": "no 20-second wait before installing",
+		"to-existing-root --replace":                 "alongside, the only mode: the existing system is kept",
+		"to-existing-root --cleanup":                 cli.NotSupported,
+		"to-existing-root --generic-image":           cli.NotSupported,
+		"to-filesystem --generic-image":              cli.NotSupported,
 
 		"print-configuration --all":         "kernel arguments included",
 		"print-configuration --config-root": "root the install configuration is read from",

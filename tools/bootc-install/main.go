@@ -37,8 +37,12 @@ func (c *CLI) runner(out, errOut io.Writer) func(context.Context, *kong.Context)
 		}
 		// Installing needs root; saying so comes right after the command line is understood, so
 		// that `bootc install` (which hands its arguments here unread) reports usage errors first.
-		if _, readOnly := cmd.(*PrintConfiguration); !readOnly && os.Geteuid() != 0 {
-			return errors.New("must be run as root")
+		switch cmd.(type) {
+		case *PrintConfiguration, *Unsupported: // read only, or refused anyway
+		default:
+			if os.Geteuid() != 0 {
+				return errors.New("must be run as root")
+			}
 		}
 		return cmd.run(ctx, e)
 	}
@@ -57,4 +61,9 @@ type env struct {
 // logf prints a progress line for the person running the install.
 func (e *env) logf(format string, args ...any) {
 	fmt.Fprintf(e.stderr, format+"\n", args...)
+}
+
+// run refuses: upstream has this verb, this build does not.
+func (u *Unsupported) run(context.Context, *env) error {
+	return &cli.ExitError{Code: cli.ExitUsage, Err: errors.New("not supported in this build")}
 }

@@ -12,7 +12,6 @@ import (
 
 	"gobootc.dev/lib/envtest"
 	"gobootc.dev/lib/fetchtest"
-	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/sysroottest"
 )
 
@@ -40,24 +39,16 @@ func TestAgentCompatibility(t *testing.T) {
 	sysroottest.RequirePodman(t)
 	envtest.NeedTool(t, "skopeo")
 	dir := t.TempDir()
-	oci := filepath.Join(dir, "oci")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
 	reg := fetchtest.StartRegistry(t)
 	conf := filepath.Join(dir, "registries.conf")
 	if err := fetchtest.WriteRegistriesConf(conf, reg.Host); err != nil {
 		t.Fatal(err)
 	}
-	pathEnv, calls := fakeSystemctl(t)
 	usr := filepath.Join(dir, "usr")
 	sysroottest.Files(t, usr, map[string]string{"bin/tool": "original\n"})
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null",
-		"CONTAINERS_REGISTRIES_CONF=" + conf, "BOOTC_USR=" + usr, pathEnv}}
-	for tag, v := range map[string]string{"latest": "1", "podman": "2", "delta": "3", "registry": "4"} {
-		if _, err := fetchtest.WriteLayout(oci, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, oci := newLifecycle(t, "CONTAINERS_REGISTRIES_CONF="+conf, "BOOTC_USR="+usr)
+	calls := l.calls
+	l.layouts(oci, map[string]string{"latest": "1", "podman": "2", "delta": "3", "registry": "4"})
 	l.install(oci + ":latest")
 
 	if res := bootc(t, 0, l.env, "--version"); res.code != 0 || !strings.HasPrefix(res.stdout, "bootc ") {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"gobootc.dev/lib/fetchtest"
-	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
 )
 
@@ -17,9 +16,6 @@ import (
 // failed switch changes nothing.
 func TestErrorWords(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	oci := filepath.Join(dir, "oci")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
 	reg := fetchtest.StartRegistry(t)
 	denied := fetchtest.StartProxy(t, reg.Host)
 	denied.Deny()
@@ -28,17 +24,13 @@ func TestErrorWords(t *testing.T) {
 		t.Fatal(err)
 	}
 	closedHost := fmt.Sprintf("127.0.0.1:%d", closed)
-	conf := filepath.Join(dir, "registries.conf")
+	conf := filepath.Join(t.TempDir(), "registries.conf")
 	if err := fetchtest.WriteRegistriesConf(conf, reg.Host, denied.Host, closedHost); err != nil {
 		t.Fatal(err)
 	}
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", "CONTAINERS_REGISTRIES_CONF=" + conf}}
-	for tag, v := range map[string]string{"latest": "1", "two": "2"} {
-		if _, err := fetchtest.WriteLayout(oci, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, oci := newLifecycle(t, "CONTAINERS_REGISTRIES_CONF="+conf)
+	r := l.r
+	l.layouts(oci, map[string]string{"latest": "1", "two": "2"})
 	l.install(oci + ":latest")
 	reg.Push("oci:"+oci+":two", "os:2")
 

@@ -68,15 +68,9 @@ func fakeSystemctl(t *testing.T) (pathEnv, log string) {
 // Status lists the failed image.
 func TestFailedImageNotStaged(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	oci, other := filepath.Join(dir, "oci"), filepath.Join(dir, "other")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
-	pathEnv, calls := fakeSystemctl(t)
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
-	if _, err := fetchtest.WriteLayout(oci, "latest", osImage("1", nil, `"console=ttyS0"`)); err != nil {
-		t.Fatal(err)
-	}
+	l, oci := newLifecycle(t)
+	r, calls, other := l.r, l.calls, filepath.Join(filepath.Dir(oci), "other")
+	l.layouts(oci, map[string]string{"latest": "1"})
 	l.install(oci + ":latest")
 
 	// v2 failed to boot here before: the boot loader fell back from it.

@@ -38,6 +38,30 @@ type lifecycle struct {
 	t   *testing.T
 	r   layout.Root
 	env []string
+	// calls is where the fake systemctl of newLifecycle logs its arguments.
+	calls string
+}
+
+// newLifecycle is a host to be: a physical root in a temporary directory, the environment every
+// front test passes (a fake systemctl in $PATH whose calls go to l.calls, so that --apply's
+// reboot is seen rather than done) plus extra, and oci, a directory for OCI layouts.
+func newLifecycle(t *testing.T, extra ...string) (l *lifecycle, oci string) {
+	dir := t.TempDir()
+	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
+	pathEnv, calls := fakeSystemctl(t)
+	env := []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
+		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}
+	return &lifecycle{t: t, r: r, env: append(env, extra...), calls: calls}, filepath.Join(dir, "oci")
+}
+
+// layouts writes an OCI layout image of each version under its tag in oci.
+func (l *lifecycle) layouts(oci string, tags map[string]string) {
+	l.t.Helper()
+	for tag, v := range tags {
+		if _, err := fetchtest.WriteLayout(oci, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
+			l.t.Fatal(err)
+		}
+	}
 }
 
 func (l *lifecycle) bootc(args ...string) result {

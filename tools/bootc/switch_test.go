@@ -5,11 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
-	"gobootc.dev/lib/fetchtest"
-	"gobootc.dev/lib/layout"
 	"gobootc.dev/lib/record"
 )
 
@@ -17,26 +16,14 @@ import (
 // environment variable does.
 func TestSysrootFlagReachesSteps(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	oci := filepath.Join(dir, "oci")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
-	pathEnv, _ := fakeSystemctl(t)
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
-	if _, err := fetchtest.WriteLayout(oci, "latest", osImage("1", nil, `"console=ttyS0"`)); err != nil {
-		t.Fatal(err)
-	}
+	l, oci := newLifecycle(t)
+	r := l.r
+	l.layouts(oci, map[string]string{"latest": "1", "next": "2"})
 	l.install(oci + ":latest")
-	if _, err := fetchtest.WriteLayout(oci, "next", osImage("2", nil, `"console=ttyS0"`)); err != nil {
-		t.Fatal(err)
-	}
-	l.env = []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}
-	res := l.bootc("--sysroot", r.Phys, "switch", "--transport", "oci", oci+":next")
-	if res.code != 0 {
-		t.Fatalf("bootc --sysroot %s switch: exit %d\n%s%s", r.Phys, res.code, res.stdout, res.stderr)
-	}
-	l.env = append(l.env, "BOOTC_SYSROOT="+r.Phys)
+	env := l.env
+	l.env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "BOOTC_SYSROOT=") })
+	l.bootc("--sysroot", r.Phys, "switch", "--transport", "oci", oci+":next")
+	l.env = env
 	if v := version(l.status().Status.Staged); v != "2" {
 		t.Errorf("staged %q after switch with --sysroot, want 2", v)
 	}
@@ -46,17 +33,8 @@ func TestSysrootFlagReachesSteps(t *testing.T) {
 // rebuilt; a later switch replaces that stage, and upgrade --from-downloaded applies one.
 func TestSwitchDownloadOnly(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	oci := filepath.Join(dir, "oci")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
-	pathEnv, _ := fakeSystemctl(t)
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
-	for tag, v := range map[string]string{"latest": "1", "delta": "2", "next": "3"} {
-		if _, err := fetchtest.WriteLayout(oci, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, oci := newLifecycle(t)
+	l.layouts(oci, map[string]string{"latest": "1", "delta": "2", "next": "3"})
 	l.install(oci + ":latest")
 	staged := func(when string, wantVersion string, wantDownloadOnly bool) {
 		t.Helper()
@@ -82,20 +60,10 @@ func TestSwitchDownloadOnly(t *testing.T) {
 // retained, until bootc image unretain lets it go and removes it.
 func TestSwitchRetain(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	oci, other := filepath.Join(dir, "oci"), filepath.Join(dir, "other")
-	r := layout.New(filepath.Join(dir, "phys"), filepath.Join(dir, "run"))
-	pathEnv, _ := fakeSystemctl(t)
-	l := &lifecycle{t: t, r: r, env: []string{"BOOTC_SKIP_CONTAINER_CHECK=1", "BOOTC_SYSROOT=" + r.Phys, "BOOTC_RUN_DIR=" + r.Run,
-		"BOOTC_REBOOT_REQUIRED=" + filepath.Join(dir, "reboot-required"), "BOOTC_CMDLINE=/dev/null", pathEnv}}
-	if _, err := fetchtest.WriteLayout(oci, "latest", osImage("1", nil, `"console=ttyS0"`)); err != nil {
-		t.Fatal(err)
-	}
-	for tag, v := range map[string]string{"two": "2", "three": "3"} {
-		if _, err := fetchtest.WriteLayout(other, tag, osImage(v, nil, `"console=ttyS0"`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l, oci := newLifecycle(t)
+	r, other := l.r, filepath.Join(filepath.Dir(oci), "other")
+	l.layouts(oci, map[string]string{"latest": "1"})
+	l.layouts(other, map[string]string{"two": "2", "three": "3"})
 	v1 := l.install(oci + ":latest")
 	v1Image := r.Image(v1.Image.ManifestDigest)
 

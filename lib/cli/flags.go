@@ -229,3 +229,29 @@ func CheckFlagTable(name string, newGrammar func() any, table map[string]string)
 	slices.Sort(problems)
 	return problems
 }
+
+// MissingFlags returns, of the flags want lists per command ("image list": {"format"}; "" for
+// a tool without commands), those
+// grammar does not have, as "command --flag" keys: for tests that hold a tool to another
+// tool's command line.
+func MissingFlags(grammar any, want map[string][]string) ([]string, error) {
+	uses, err := FlagUses(grammar)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, u := range uses {
+		have[u.Key] = true
+	}
+	var missing []string
+	for cmd, flags := range want {
+		for _, f := range flags {
+			key := strings.TrimSpace(cmd + " --" + f) // "" is a tool without commands
+			if !have[key] {
+				missing = append(missing, key)
+			}
+		}
+	}
+	slices.Sort(missing)
+	return missing, nil
+}

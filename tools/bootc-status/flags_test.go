@@ -24,3 +24,14 @@ func TestEveryFlagDoesSomething(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+// Upstream's status flags are all here.
+func TestUpstreamSurface(t *testing.T) {
+	missing, err := cli.MissingFlags(&CLI{}, map[string][]string{"": {"format", "json", "format-version", "booted", "verbose"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range missing {
+		t.Errorf("upstream's %s is not in the grammar", key)
+	}
+}

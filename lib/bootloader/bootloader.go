@@ -165,6 +165,9 @@ type Options struct {
 	// Timeout is the GRUB menu timeout in seconds: 0 means DefaultTimeout, negative boots the
 	// default without waiting.
 	Timeout int
+	// Grub says GRUB may boot from the generated menu, so a trial is armed in grubenv too (see
+	// trial.go). Without it, GRUB is assumed where install left its configuration in boot.
+	Grub bool
 	// NoFreeze skips the freeze/thaw checkpoint after the switch (tests; filesystems where a
 	// freeze is unwelcome). The switch is then durable in the journal only until the kernel
 	// writes it back.

@@ -45,7 +45,7 @@ func grubMenu(ps []prepared, opts Options) ([]byte, error) {
 	fmt.Fprintf(&b, "set default=0\nset timeout=%d\n", timeout)
 	writeRoot(&b, opts)
 	if ps[0].Tries > 0 {
-		writeCountdown(&b, ps)
+		writeCountdown(&b, ps, opts)
 	}
 	for i, p := range ps {
 		words := make([]string, 0, p.cmdline.Len()+2)

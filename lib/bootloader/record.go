@@ -35,7 +35,7 @@ func FromRecords(ds []*record.Deployment) []Deployment {
 // OptionsFor turns install's boot configuration into writer options; crash tests reach the
 // writer's own steps through failpoint hooks.
 func OptionsFor(c *record.BootConfig, failpoint func(string) error) Options {
-	o := Options{BootSeparate: c.BootSeparate, FSUUID: c.FSUUID, Failpoint: failpoint}
+	o := Options{BootSeparate: c.BootSeparate, FSUUID: c.FSUUID, Grub: c.Grub || c.Bootloader == "grub", Failpoint: failpoint}
 	if c.FAT {
 		o.Mode = ModeFAT
 	}

@@ -6,7 +6,7 @@ package bootloader
 //     each try (NAME+LEFT-DONE.conf) and sorts it below the others once no try is left, so the
 //     next entry boots. Bless removes the counter from the name.
 //   - GRUB: WriteSet writes boot_counter=TRIES, boot_success=0 and bootc_trial=<stateroot>/<id>
-//     into grubenv before the switch, and the generated menu counts down: while bootc_trial
+//     into grubenv (boot/grub/grubenv, on the filesystem of the menu) before the switch, and the generated menu counts down: while bootc_trial
 //     names its default and boot_success is 0, each boot costs a try, and with none left the
 //     menu boots the next entry and sets boot_counter to -1 (greenboot's variables, with
 //     greenboot's meaning, so its scripts keep reading them). Bless sets boot_success=1 and
@@ -54,19 +54,20 @@ func trialKey(stateroot, id string) string { return layout.DeploymentKargValue(s
 
 // writeCountdown emits the menu commands that count the trial default down (see above). Debian's
 // GRUB has no arithmetic, so the countdown is one branch per value.
-func writeCountdown(b *bytes.Buffer, ps []prepared) {
+func writeCountdown(b *bytes.Buffer, ps []prepared, opts Options) {
 	trial, fallback := &ps[0], &ps[1]
+	env := grubEnvPath(opts)
 	fmt.Fprintf(b, "\n# Boot counting: %s is on trial; with no try left, %s boots.\n",
 		trialKey(trial.Stateroot, trial.ID), trialKey(fallback.Stateroot, fallback.ID))
 	// A menu entry sees only exported variables.
 	b.WriteString("set bootc_trial_args=\nexport bootc_trial_args\n")
-	fmt.Fprintf(b, "load_env %s %s %s\n", bootcount.VarTrial, bootcount.VarBootCounter, bootcount.VarBootSuccess)
+	fmt.Fprintf(b, "load_env -f %s %s %s %s\n", env, bootcount.VarTrial, bootcount.VarBootCounter, bootcount.VarBootSuccess)
 	fmt.Fprintf(b, "if [ \"${%s}\" = %s -a \"${%s}\" = \"0\" ]; then\n",
 		bootcount.VarTrial, grubQuote(trialKey(trial.Stateroot, trial.ID)), bootcount.VarBootSuccess)
 	fmt.Fprintf(b, "\tif [ \"${%[1]s}\" = \"0\" -o \"${%[1]s}\" = \"-1\" ]; then\n", bootcount.VarBootCounter)
-	fmt.Fprintf(b, "\t\tset default=%s\n\t\tset %s=-1\n\t\tsave_env %[2]s\n", grubQuote(grubID(&fallback.Deployment)), bootcount.VarBootCounter)
+	fmt.Fprintf(b, "\t\tset default=%s\n\t\tset %s=-1\n\t\tsave_env -f %s %[2]s\n", grubQuote(grubID(&fallback.Deployment)), bootcount.VarBootCounter, env)
 	for n := trial.Tries; n > 0; n-- {
-		fmt.Fprintf(b, "\telif [ \"${%[1]s}\" = \"%[2]d\" ]; then\n\t\tset %[1]s=%[3]d\n\t\tsave_env %[1]s\n", bootcount.VarBootCounter, n, n-1)
+		fmt.Fprintf(b, "\telif [ \"${%[1]s}\" = \"%[2]d\" ]; then\n\t\tset %[1]s=%[3]d\n\t\tsave_env -f %[4]s %[1]s\n", bootcount.VarBootCounter, n, n-1, env)
 		fmt.Fprintf(b, "\t\tset bootc_trial_args=%s\n", grubQuote(TrialArgs))
 	}
 	b.WriteString("\tfi\nfi\n")
@@ -76,6 +77,16 @@ func writeCountdown(b *bytes.Buffer, ps []prepared) {
 func grubInstalled(boot string) bool {
 	_, err := os.Stat(layout.GrubConfig(boot))
 	return err == nil
+}
+
+// grubCounts says a trial must be armed in grubenv: GRUB reads this set's menu.
+func grubCounts(boot string, opts Options) bool { return opts.Grub || grubInstalled(boot) }
+
+// grubEnvPath is grubenv as GRUB names it from the menu: next to the menu, on the filesystem
+// holding the entries (its root there), not in $prefix: a --generic-image disk keeps GRUB's
+// own files on the root filesystem, under the ESP's mount point on a booted host.
+func grubEnvPath(opts Options) string {
+	return entryPath(layout.GrubEnv("/"), opts.BootSeparate)
 }
 
 // CountingUnsupported says why boot counting cannot work with the boot loader installed on boot,
@@ -119,10 +130,13 @@ const zfsSuperMagic = 0x2fc12fc1
 // armGrub writes the grubenv variables that start the trial of ps[0], when GRUB boots from
 // boot: before the switch, so that the new menu never runs without them.
 func armGrub(boot string, ps []prepared, opts Options) error {
-	if ps[0].Tries == 0 || !grubInstalled(boot) {
+	if ps[0].Tries == 0 || !grubCounts(boot, opts) {
 		return nil
 	}
 	if err := opts.step("arm grubenv"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(layout.GrubDir(boot), 0o755); err != nil {
 		return err
 	}
 	path := layout.GrubEnv(boot)

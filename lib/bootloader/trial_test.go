@@ -242,3 +242,30 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// A --generic-image disk keeps GRUB's own files off the ESP: with Options.Grub the trial is
+// armed in the grubenv next to the menu all the same, and the menu names that file, not $prefix.
+func TestTrialGenericImage(t *testing.T) {
+	for _, m := range []struct {
+		name string
+		opts Options
+		env  string
+	}{
+		{"fat", Options{Mode: ModeFAT, NoFreeze: true, Grub: true}, "/grub/grubenv"},
+		{"symlink root-fs", Options{Mode: ModeSymlink, NoFreeze: true, Grub: true}, "/boot/grub/grubenv"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			boot := newBoot(t)
+			a, b := dep("a.0", "aaa"), dep("b.0", "bbb")
+			b.Tries = 2
+			mustWrite(t, boot, []Deployment{b, a}, m.opts)
+			if got := grubVars(t, boot)[bootcount.VarTrial]; got != "default/b.0" {
+				t.Errorf("grubenv bootc_trial = %q, want default/b.0", got)
+			}
+			mu := grubMenuOf(t, boot)
+			if !strings.Contains(mu, "load_env -f "+m.env+" ") || strings.Count(mu, "save_env -f "+m.env+" ") != 3 {
+				t.Errorf("menu does not read and write %s:\n%s", m.env, mu)
+			}
+		})
+	}
+}

@@ -105,6 +105,9 @@ type BootConfig struct {
 	BootSeparate bool   `json:"bootSeparate,omitempty"`
 	FSUUID       string `json:"fsUUID,omitempty"`
 	FAT          bool   `json:"fat,omitempty"`
+	// Grub says GRUB boots from this disk, alone or (--generic-image) next to systemd-boot:
+	// boot counting then arms grubenv too.
+	Grub bool `json:"grub,omitempty"`
 }
 
 // FinalizeFailure is what a failed finalize leaves for the next boot to report.

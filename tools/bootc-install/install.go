@@ -320,7 +320,7 @@ func removeSameFS(p, root string) error {
 
 // bootConfig is what later writers of boot entries need to know about /boot.
 func bootConfig(t *target) *record.BootConfig {
-	bc := &record.BootConfig{Version: record.FormatVersion, Bootloader: t.bootloader}
+	bc := &record.BootConfig{Version: record.FormatVersion, Bootloader: t.bootloader, Grub: t.bootloader == "grub" || t.generic}
 	if t.generic {
 		// The entries are laid out for systemd-boot; GRUB is only the BIOS fallback.
 		bc.Bootloader = "systemd"

@@ -131,7 +131,7 @@ func TestToDiskLoopback(t *testing.T) {
 				if !strings.Contains(entry, "options "+wantKargs+" panic=10 bootc.deployment=default/"+d.ID) {
 					t.Errorf("ESP entry:\n%s", entry)
 				}
-				if !in.bc.FAT || !in.bc.BootSeparate || in.bc.FSUUID != espUUID {
+				if !in.bc.FAT || !in.bc.BootSeparate || in.bc.FSUUID != espUUID || !in.bc.Grub {
 					t.Errorf("boot config %+v, ESP UUID %s", in.bc, espUUID)
 				}
 				if want := "UUID=" + espUUID + " /sysroot/boot vfat umask=0077,shortname=winnt 0 2\n"; !strings.Contains(string(fstab), want) {
@@ -148,7 +148,7 @@ func TestToDiskLoopback(t *testing.T) {
 				if err != nil || len(set) != 1 || set[0].ID != d.ID || set[0].Kargs != wantKargs {
 					t.Errorf("boot set %+v, %v", set, err)
 				}
-				if in.bc.FAT || in.bc.BootSeparate || in.bc.FSUUID != uuid || in.bc.Bootloader != "grub" {
+				if in.bc.FAT || in.bc.BootSeparate || in.bc.FSUUID != uuid || in.bc.Bootloader != "grub" || !in.bc.Grub {
 					t.Errorf("boot config %+v", in.bc)
 				}
 				if cfg := read(t, filepath.Join(mnt, "boot/grub/grub.cfg")); !strings.Contains(cfg, "search --no-floppy --fs-uuid --set=root "+uuid) {

@@ -131,7 +131,7 @@ func TestToDiskLoopback(t *testing.T) {
 				if !strings.Contains(entry, "options "+wantKargs+" panic=10 bootc.deployment=default/"+d.ID) {
 					t.Errorf("ESP entry:\n%s", entry)
 				}
-				if !in.bc.FAT || !in.bc.BootSeparate || in.bc.FSUUID != espUUID || !in.bc.Grub {
+				if !in.bc.FAT || !in.bc.BootSeparate || in.bc.FSUUID != espUUID || in.bc.Grub != c.grub {
 					t.Errorf("boot config %+v, ESP UUID %s", in.bc, espUUID)
 				}
 				if want := "UUID=" + espUUID + " /sysroot/boot vfat umask=0077,shortname=winnt 0 2\n"; !strings.Contains(string(fstab), want) {

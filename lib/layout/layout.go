@@ -258,6 +258,10 @@ func (r Root) Booted() string { return filepath.Join(r.Run, "booted.json") }
 // Health is the outcome of this boot's health checks (bootc-health check).
 func (r Root) Health() string { return filepath.Join(r.Run, "health.json") }
 
+// HealthFallback notes the fallback bootc-health check made permanent on this boot (the failed
+// image as recorded), for the login messages written after it.
+func (r Root) HealthFallback() string { return filepath.Join(r.Run, "health-fallback.json") }
+
 // UsrOverlay records a transient /usr overlay made by `bootc usr-overlay`.
 func (r Root) UsrOverlay() string { return filepath.Join(r.Run, "usr-overlay.json") }
 

@@ -79,6 +79,7 @@ func TestPaths(t *testing.T) {
 		r.Entries():                          "/sysroot/boot/loader/entries",
 		r.Staged():                           "/run/bootc/staged.json",
 		r.Health():                           "/run/bootc/health.json",
+		r.HealthFallback():                   "/run/bootc/health-fallback.json",
 		r.DeploymentHealth("default", "x.0"): "/sysroot/bootc/state/default/x.0/health.json",
 		r.CleanupPending():                   "/sysroot/bootc/cleanup-pending",
 		r.FailedImages("default"):            "/sysroot/bootc/state/default/failed-images.json",

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -86,7 +85,7 @@ func (c *CLI) fallback(ctx context.Context, out io.Writer) error {
 	if err := record.StatusChanged(r); err != nil {
 		return err
 	}
-	if err := record.Write(fallbackNotePath(r), &fi); err != nil {
+	if err := record.Write(r.HealthFallback(), &fi); err != nil {
 		return err
 	}
 	booted := layout.DeploymentKargValue(st.Booted.Stateroot, st.Booted.ID)
@@ -122,14 +121,10 @@ func fallbackSet(st *status.State, failed bootloader.Deployment) []*record.Deplo
 	return set
 }
 
-// fallbackNotePath is where the fallback of this boot is noted for the login messages `bless`
-// and `red` write later: the failed image as recorded. The run directory is this boot's alone.
-func fallbackNotePath(r layout.Root) string { return filepath.Join(r.Run, "health-fallback.json") }
-
 // readFallbackNote returns this boot's fallback, nil when there was none.
 func readFallbackNote(r layout.Root, errOut io.Writer) *record.FailedImage {
 	fi := &record.FailedImage{}
-	err := record.ReadJSON(fallbackNotePath(r), fi)
+	err := record.ReadJSON(r.HealthFallback(), fi)
 	if errors.Is(err, record.ErrNotFound) {
 		return nil
 	}

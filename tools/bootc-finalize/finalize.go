@@ -97,14 +97,23 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 		return fmt.Errorf("no booted deployment: finalize runs on a host booted through bootc")
 	}
 	failpoint.Hit("finalize:etc")
-	plan, err := mergeEtc(r, st.Booted.Deployment, st.Staged.Deployment)
-	if err != nil {
-		return err
+	if st.Staged.Stateroot == st.Booted.Stateroot {
+		plan, err := mergeEtc(r, st.Booted.Deployment, st.Staged.Deployment)
+		if err != nil {
+			return err
+		}
+		for _, w := range plan.Warnings {
+			fmt.Fprintln(out, "etc merge:", w)
+		}
+		fmt.Fprintf(out, "Merged /etc: %s\n", plan.Summary())
+	} else {
+		// Another stateroot (a factory reset) shares nothing with this one: its /etc is copied
+		// from the image on its first boot, as after an install.
+		if err := os.RemoveAll(r.Etc(st.Staged.Stateroot, st.Staged.ID)); err != nil {
+			return fmt.Errorf("removing an earlier /etc: %w", err)
+		}
+		fmt.Fprintf(out, "New stateroot %s: /etc starts from the image's on the first boot\n", st.Staged.Stateroot)
 	}
-	for _, w := range plan.Warnings {
-		fmt.Fprintln(out, "etc merge:", w)
-	}
-	fmt.Fprintf(out, "Merged /etc: %s\n", plan.Summary())
 
 	failpoint.Hit("finalize:entries")
 	set := bootloader.FromRecords(st.EntryOrder(st.Staged, st.Booted))

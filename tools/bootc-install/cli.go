@@ -19,8 +19,7 @@ type CLI struct {
 	ToFilesystem       ToFilesystem       `cmd:"" name:"to-filesystem" help:"Install to a prepared, mounted filesystem."`
 	ToExistingRoot     ToExistingRoot     `cmd:"" name:"to-existing-root" help:"Install alongside the running system, to the host's root mounted at ROOT."`
 	PrintConfiguration PrintConfiguration `cmd:"" name:"print-configuration" help:"Print the merged install configuration of this image as JSON."`
-	// Upstream's other install verbs, refused by name.
-	Reset            Unsupported `cmd:"" hidden:"" help:"Factory reset into a new stateroot (not in this build)." passthrough:""`
+	// Upstream's other install verbs, refused by name (bootc runs `install reset` itself).
 	Finalize         Unsupported `cmd:"" hidden:"" help:"Check a to-filesystem install (not in this build)." passthrough:""`
 	EnsureCompletion Unsupported `cmd:"" name:"ensure-completion" hidden:"" help:"Complete an install made by another installer (not in this build)." passthrough:""`
 }

@@ -135,6 +135,9 @@ func (c *PassCmd) Run(k *kong.Context, top *CLI, e *env) error {
 	if verb == "status" {
 		env = append(env, "BOOTC_SYSROOT="+top.Sysroot, "BOOTC_RUN_DIR="+top.RunDir, "BOOTC_CMDLINE="+top.Cmdline)
 	}
+	if verb == "install" && len(c.Args) > 0 && c.Args[0] == "reset" {
+		return runInstallReset(top, e, c.Args[1:])
+	}
 	// bootc-install checks for root itself, once it has read its command line.
 	return e.exec(tool, "bootc "+verb, c.Args, env)
 }

@@ -35,6 +35,7 @@ func (e *Env) RunUpdates(ctx context.Context, o Options) (*Report, error) {
 		r.boundSwitch()
 		r.stagingService()
 		r.applyingService()
+		r.factoryReset()
 	})
 }
 
@@ -184,6 +185,35 @@ func (r *run) applyingService() {
 	}
 	r.expectRuns(g, "app-a")
 	r.expectUnits(g, "the boot into v5")
+}
+
+func (r *run) factoryReset() {
+	r.n.Step("Factory reset", "A local /etc file and a mark in /var first. `bootc install reset "+
+		"--experimental` stages the booted image into a new stateroot; after the reboot the host runs "+
+		"it with the image's /etc and an empty /var, while the old stateroot keeps both, and its "+
+		"deployment stays in the boot entries until an update drops it.")
+	g := &guest{r: r}
+	old := g.booted()
+	stateroot, id, _ := strings.Cut(old, "/")
+	g.mustSh("echo mine >/etc/bootc-sample/reset-probe.conf && mkdir -p /var/lib/reset-probe && " +
+		"echo mark >/var/lib/reset-probe/mark && sync")
+	r.n.Show("bootc install reset --experimental", g.mustSh("bootc install reset --experimental 2>&1"))
+	g = r.reboot("v5 in a new stateroot, after the factory reset")
+	now := g.booted()
+	if strings.HasPrefix(now, stateroot+"/") {
+		r.errorf("after the reset the guest runs %s, want a deployment of a new stateroot", now)
+	}
+	for _, p := range []string{"/etc/bootc-sample/reset-probe.conf", "/var/lib/reset-probe/mark"} {
+		if _, _, code := g.sh("test -e " + p); code == 0 {
+			r.errorf("after the reset %s is still there", p)
+		}
+	}
+	kept := "/sysroot/bootc/state/" + stateroot + "/" + id + "/etc/bootc-sample/reset-probe.conf /sysroot/bootc/state/" + stateroot + "/var/lib/reset-probe/mark"
+	if _, errOut, code := g.sh("cat " + kept); code != 0 {
+		r.errorf("the old stateroot lost its /etc or /var: %s", errOut)
+	}
+	r.n.Show("bootc status", g.mustSh("bootc status --format humanreadable"))
+	r.expectUnits(g, "the boot after the factory reset")
 }
 
 // publish makes tag the registry's :latest and returns the guest once its network is up.

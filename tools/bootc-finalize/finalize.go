@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 
 	"gobootc.dev/lib/bootloader"
 	"gobootc.dev/lib/cleanup"
@@ -107,12 +112,10 @@ func (c *CLI) finalize(r layout.Root, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "Merged /etc: %s\n", plan.Summary())
 	} else {
-		// Another stateroot (a factory reset) shares nothing with this one: its /etc is copied
-		// from the image on its first boot, as after an install.
-		if err := os.RemoveAll(r.Etc(st.Staged.Stateroot, st.Staged.ID)); err != nil {
-			return fmt.Errorf("removing an earlier /etc: %w", err)
+		if err := freshEtc(r, st.Booted.Deployment, st.Staged.Deployment); err != nil {
+			return err
 		}
-		fmt.Fprintf(out, "New stateroot %s: /etc starts from the image's on the first boot\n", st.Staged.Stateroot)
+		fmt.Fprintf(out, "New stateroot %s: /etc is the image's, with the boot partitions' mounts\n", st.Staged.Stateroot)
 	}
 
 	failpoint.Hit("finalize:entries")
@@ -173,6 +176,55 @@ func mergeEtc(r layout.Root, booted, staged *record.Deployment) (*etcmerge.Merge
 		r.Etc(booted.Stateroot, booted.ID),
 		r.PristineEtc(staged.Stateroot, staged.ID),
 		out)
+}
+
+// freshEtc builds the /etc of a deployment in another stateroot (a factory reset): the image's,
+// plus the booted /etc/fstab lines that mount the boot partitions where bootc's tools write the
+// boot entries (install wrote them; without them no later update could switch entries).
+func freshEtc(r layout.Root, booted, staged *record.Deployment) error {
+	out := r.Etc(staged.Stateroot, staged.ID)
+	if err := os.RemoveAll(out); err != nil {
+		return fmt.Errorf("removing an earlier /etc: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	pristine := r.PristineEtc(staged.Stateroot, staged.ID)
+	if _, err := etcmerge.Merge(pristine, pristine, pristine, out); err != nil {
+		return fmt.Errorf("copying the image's /etc: %w", err)
+	}
+	old, err := os.ReadFile(filepath.Join(r.Etc(booted.Stateroot, booted.ID), "fstab"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lines := bootMounts(string(old))
+	if lines == "" {
+		return nil
+	}
+	fstab := filepath.Join(out, "fstab")
+	cur, err := os.ReadFile(fstab)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if len(cur) > 0 && !strings.HasSuffix(string(cur), "\n") {
+		cur = append(cur, '\n')
+	}
+	return renameio.WriteFile(fstab, append(cur, lines...), 0o644)
+}
+
+// bootMounts are the lines of an fstab that mount the boot partitions.
+func bootMounts(fstab string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(fstab, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && slices.Contains([]string{"/boot", "/sysroot/boot", "/boot/efi", "/efi"}, f[1]) {
+			b.WriteString(strings.TrimSuffix(line, "\n") + "\n")
+		}
+	}
+	return b.String()
 }
 
 // cleanupPending is the content of layout.CleanupPending. Only its presence matters; the rest

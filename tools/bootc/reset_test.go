@@ -51,6 +51,10 @@ func TestInstallReset(t *testing.T) {
 	if err := record.WriteDeployment(r, v1); err != nil {
 		t.Fatal(err)
 	}
+	bootLine := "UUID=ABCD-1234 /sysroot/boot vfat umask=0077 0 2\n"
+	if err := os.WriteFile(filepath.Join(r.Etc(v1.Stateroot, v1.ID), "fstab"), []byte("/dev/sdb1 /srv ext4 defaults 0 2\n"+bootLine), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	local := filepath.Join(r.Etc(v1.Stateroot, v1.ID), "local.conf")
 	mark := filepath.Join(r.Var(v1.Stateroot), "lib", "mark")
 	for _, p := range []string{local, mark} {
@@ -86,8 +90,12 @@ func TestInstallReset(t *testing.T) {
 	if id := l.reboot(); id != st.Staged.ID {
 		t.Fatalf("booted %s after the reset, want %s", id, st.Staged.ID)
 	}
-	if _, err := os.Stat(r.Etc(want, st.Staged.ID)); !os.IsNotExist(err) {
-		t.Errorf("the new stateroot has an /etc before its first boot: %v", err)
+	newEtc := r.Etc(want, st.Staged.ID)
+	if _, err := os.Stat(filepath.Join(newEtc, "local.conf")); !os.IsNotExist(err) {
+		t.Errorf("the new stateroot's /etc has the old local file: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(newEtc, "fstab")); err != nil || string(b) != bootLine {
+		t.Errorf("the new stateroot's fstab = %q, %v; want only the boot partition's mount %q", b, err, bootLine)
 	}
 	for _, p := range []string{local, mark} {
 		if b, err := os.ReadFile(p); err != nil || string(b) != "mine\n" {

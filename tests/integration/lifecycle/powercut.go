@@ -30,22 +30,20 @@ type Cut struct {
 	NewBoots bool
 }
 
-// DefaultCuts are, for each boot loader, three places in finalize: /etc merged but /boot
-// untouched, the new entries as good as written but not in effect, and just after the switch.
-// The other steps are crash-tested on the host (TestCrashAtEveryStep in bootc-finalize and in
+// DefaultCuts are, for each boot loader, two places in finalize where what the boot loader reads
+// is at stake: the new entries as good as written but not in effect, and just after the switch.
+// Every step is crash-tested on the host (TestCrashAtEveryStep in bootc-finalize and in
 // lib/bootloader), where a cut costs milliseconds instead of a boot.
 var DefaultCuts = map[string][]Cut{
 	// /boot on the root file system: a new generation of entries, then one rename of the
 	// loader symlink.
 	"grub": {
-		{Step: "finalize:entries"},
 		{Step: "bootloader:switch"},                          // the new generation written and synced
 		{Step: "bootloader:remove-previous", NewBoots: true}, // renamed and checkpointed; the old generation still there
 	},
 	// The ESP (FAT): the entries are written one by one, the new default first, which from then
 	// on sorts above every old entry.
 	"systemd": {
-		{Step: "finalize:entries"},
 		{Step: "bootloader:clean"},                          // kernels and initramfs copied to the ESP and synced
 		{Step: "bootloader:write grub.cfg", NewBoots: true}, // every new entry written; the old ones not yet removed
 	},

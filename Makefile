@@ -80,6 +80,7 @@ install: build
 	install -m 0755 dracut/51bootc/module-setup.sh $(DESTDIR)$(DRACUTDIR)/
 	install -m 0755 $(OUT)/bootc-systemd-generator $(DESTDIR)$(GENDIR)/bootc-systemd-generator
 	install -D -m 0644 units/90-bootc-offline-update.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/90-bootc-offline-update.rules
+	install -D -m 0644 units/80-bootc.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/80-bootc.preset
 	install -d $(DESTDIR)$(UNITDIR)/local-fs.target.wants
 	ln -sfn ../bootc-remount.service $(DESTDIR)$(UNITDIR)/local-fs.target.wants/bootc-remount.service
 	find units -maxdepth 1 -type f \( -name '*.service' -o -name '*.timer' -o -name '*.path' -o -name '*.target' \) \

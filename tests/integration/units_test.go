@@ -32,8 +32,8 @@ func unitRoot(t *testing.T) (root string, ours []string) {
 		t.Fatalf("found only %d units", len(units))
 	}
 	for _, u := range units {
-		if strings.HasSuffix(u, ".rules") {
-			continue // udev rules: not systemd units
+		if strings.HasSuffix(u, ".rules") || strings.HasSuffix(u, ".preset") {
+			continue // udev rules, presets: not systemd units
 		}
 		data, err := os.ReadFile(u)
 		if err != nil {
@@ -75,5 +75,32 @@ func TestUnitsVerify(t *testing.T) {
 	os.WriteFile(bad, []byte("[Service]\nExecStart=/usr/bin/bootc status\nNoSuchDirective=1\n"), 0o644)
 	if out, _ := verify(root, []string{bad}); !strings.Contains(out, "NoSuchDirective") {
 		t.Errorf("a broken unit passed verification: %q", out)
+	}
+}
+
+// The preset enables units that exist and can be enabled.
+func TestPreset(t *testing.T) {
+	data, err := os.ReadFile("../../units/80-bootc.preset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 2 || f[0] != "enable" {
+			t.Errorf("preset line %q: want enable UNIT", line)
+			continue
+		}
+		unit, err := os.ReadFile(filepath.Join("../../units", f[1]))
+		if err != nil || !strings.Contains(string(unit), "\n[Install]\n") {
+			t.Errorf("preset enables %s: %v, or it has no [Install] section", f[1], err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Error("the preset enables nothing")
 	}
 }

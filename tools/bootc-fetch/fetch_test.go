@@ -478,15 +478,16 @@ func TestHostileLayerRefusedAtFetch(t *testing.T) {
 }
 
 // Entries the store leaves out on purpose are said: a device node costs a warning naming the
-// layer and the entry, and the fetch goes on.
+// layer and the entry (the first few of a layer; a count for the rest), and the fetch goes on.
 func TestDeviceNodeWarned(t *testing.T) {
 	e := newEnv(t)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1},
-	} {
+	hdrs := []*tar.Header{{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755}}
+	for _, name := range []string{"mem", "null", "zero", "full", "random", "urandom"} {
+		hdrs = append(hdrs, &tar.Header{Name: "dev/" + name, Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 1})
+	}
+	for _, h := range hdrs {
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
@@ -502,5 +503,9 @@ func TestDeviceNodeWarned(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^warning: layer sha256:[0-9a-f]{64}: skipping character device "dev/mem"`).MatchString(stderr) {
 		t.Errorf("stderr %q: want a warning naming the layer and dev/mem", stderr)
+	}
+	// Six nodes: three named, then a count.
+	if n := strings.Count(stderr, "warning: "); n != 4 || !strings.Contains(stderr, ": 3 more entries skipped likewise\n") {
+		t.Errorf("stderr %q: want three warnings and a count of the other three", stderr)
 	}
 }

@@ -112,6 +112,9 @@ type fetchStats struct {
 	warnings []string
 }
 
+// maxLayerWarnings is how many of a layer's warnings are printed one by one.
+const maxLayerWarnings = 3
+
 // fetchLayers imports every layer the plan marks, in order.
 func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p *plan, prog *progress) (fetchStats, error) {
 	var fs fetchStats
@@ -122,7 +125,12 @@ func fetchLayers(ctx context.Context, src types.ImageSource, st *store.Store, p 
 		prog.layerStart(i)
 		n, warns, err := fetchLayer(ctx, src, st, l, func(n int64) { prog.add(i, n) })
 		fs.bytes += n
-		for _, w := range warns {
+		// A base image's /dev can hold a dozen device nodes: a few name the kind, a count the rest.
+		for j, w := range warns {
+			if j == maxLayerWarnings && len(warns) > maxLayerWarnings+1 {
+				fs.warnings = append(fs.warnings, fmt.Sprintf("layer %s: %d more entries skipped likewise", l.info.Digest, len(warns)-j))
+				break
+			}
 			fs.warnings = append(fs.warnings, fmt.Sprintf("layer %s: %s", l.info.Digest, w))
 		}
 		if err != nil {

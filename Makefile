@@ -64,7 +64,7 @@ test: deps build
 	@set -o pipefail; BOOTC_TEST_BIN=$(CURDIR)/$(OUT) $(GO) test -json -count=1 $(PKGS) \
 		| $(GO) run scripts/testsummary.go -o $(TEST_SUMMARY)
 
-# What CI runs: everything, the VM tests included (about 30 minutes here; `make test` is the
+# What CI runs: everything, the VM tests included (about 55 minutes here; `make test` is the
 # quick path while developing). The summary of what `make test` skipped closes the output; the
 # VM tests it lists are the ones `make e2e` then runs.
 check: deps build vet test e2e

@@ -6,15 +6,16 @@ package bootloader
 //     each try (NAME+LEFT-DONE.conf) and sorts it below the others once no try is left, so the
 //     next entry boots. Bless removes the counter from the name.
 //   - GRUB: WriteSet writes boot_counter=TRIES, boot_success=0 and bootc_trial=<stateroot>/<id>
-//     into grubenv (boot/grub/grubenv, on the filesystem of the menu) before the switch, and the generated menu counts down: while bootc_trial
-//     names its default and boot_success is 0, each boot costs a try, and with none left the
-//     menu boots the next entry and sets boot_counter to -1 (greenboot's variables, with
+//     into grubenv (grub/grubenv on the filesystem of the menu) before the switch, and the
+//     generated menu counts down: while bootc_trial names its default and boot_success is 0,
+//     each boot costs a try, and with none left the menu boots the next entry and sets
+//     boot_counter to -1 (greenboot's variables, with
 //     greenboot's meaning, so its scripts keep reading them). Bless sets boot_success=1 and
 //     removes the other two, and the menu's countdown does nothing from then on. bootc_trial
 //     ties the counter to one entry: a crash between arming and the switch leaves the old
 //     menu, whose default is another deployment, untouched by it.
 //
-// While it counts, GRUB adds trialArgs to the trial entry's command line; the entry files keep
+// While it counts, GRUB adds TrialArgs to the trial entry's command line; the entry files keep
 // the same kernel arguments on trial or not. (systemd-boot cannot add arguments; it tells the
 // initramfs through the LoaderBootCountPath EFI variable instead.)
 
